@@ -3,9 +3,9 @@
 # A stamp file keyed on the requirement files makes a second run with nothing to do ~instant.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-APT_PACKAGES="flite sox wordnet-base libsndfile1 chromium"
+APT_PACKAGES="flite sox wordnet-base libsndfile1 chromium git"
 STAMP=.venv/.setup-stamp
-want_stamp=$(cat requirements.txt pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
+want_stamp=$(cat requirements.lock pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
 
 missing=()
 for p in $APT_PACKAGES; do
@@ -24,8 +24,8 @@ fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -r requirements.txt
+.venv/bin/python -m pip install -q -r requirements.lock
 .venv/bin/python -m pip install -q --no-deps -e .
-.venv/bin/dvc config --global core.analytics false >/dev/null 2>&1 || true
+
 echo "$want_stamp" > "$STAMP"
 echo "[setup] done"

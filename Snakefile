@@ -1,0 +1,23 @@
+# e2e-tts: cascaded vs end-to-end trained discrete-token LLM TTS.
+# Read as a table of contents: data -> cascade (tokenizer, LLM, flow, vocoder) -> E2E
+# (joint tokenizer, reward model, LLM through FM+RM) -> evaluation -> report.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "params.yaml"
+
+
+validate(config, "workflow/schemas/params.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    input:
+        expand("data/features/{split}.pt", split=SPLITS),
+        "results/metrics/corpus.json",
+    default_target: True

@@ -1,0 +1,62 @@
+"""The one checkpoint module: full training state at fixed paths, written atomically.
+
+Layout of a component directory (results/checkpoints/<system>/<component>/):
+  last.pt            full state (model, optimizer, scheduler, step, data position, RNG)
+  step_<N>.pt        rotating copies of last.pt (train.keep_last of them)
+  best.pt            model weights at the best held-out score so far
+  final.pt           the selected model the rest of the pipeline reads (written last)
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+from .atomic import torch_save
+from .errors import UserError
+
+LAST = "last.pt"
+BEST = "best.pt"
+FINAL = "final.pt"
+
+
+def save_state(directory: Path, state: dict, keep_last: int) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    torch_save(directory / LAST, state)
+    if keep_last > 0:
+        torch_save(directory / f"step_{state['step']:07d}.pt", state)
+        rotating = sorted(directory.glob("step_*.pt"))
+        for old in rotating[:-keep_last]:
+            old.unlink(missing_ok=True)
+
+
+def load_state(directory: Path) -> dict | None:
+    path = directory / LAST
+    if not path.exists():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def load_model_file(path: str | Path, expected_kind: str | None = None) -> dict:
+    """Load a final/best checkpoint; errors name the file and what to do."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: checkpoint not found; train it first (snakemake {path})")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise UserError(f"{path}: cannot read checkpoint ({exc}); delete it and re-train") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "kind" not in ckpt:
+        raise UserError(f"{path}: not an e2etts model checkpoint (missing 'model'/'kind')")
+    if expected_kind is not None and ckpt["kind"] != expected_kind:
+        raise UserError(
+            f"{path}: checkpoint holds a '{ckpt['kind']}' model, expected '{expected_kind}'"
+        )
+    return ckpt
+
+
+def step_of(path: Path) -> int:
+    match = re.search(r"step_(\d+)\.pt$", str(path))
+    return int(match.group(1)) if match else -1

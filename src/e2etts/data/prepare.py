@@ -1,0 +1,89 @@
+"""Data stages the workflow calls: corpus -> validated split manifests -> features."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from ..atomic import write_json, write_tsv
+from ..errors import UserError
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "dev", "test")
+MANIFEST_COLUMNS = ["utt_id", "speaker", "text", "wav", "duration", "split", "seen"]
+
+
+def prepare_corpus(data: dict, seed: int, out_manifest: Path, wav_dir: Path, jobs: int) -> pd.DataFrame:
+    """Build the raw manifest (all splits) from the embedded corpus or a real one."""
+    source = data["source"]
+    if source == "embedded":
+        from .embedded import plan_embedded_corpus
+        from .sentences import load_wordnet_sentences
+        from .synth import synthesize_corpus
+        from .voices import make_speakers
+
+        emb = data["embedded"]
+        sentences = load_wordnet_sentences(
+            min_words=emb.get("min_words", 3), max_words=emb.get("max_words", 20)
+        )
+        speakers = make_speakers(emb["base_voices"], emb["variants_per_voice"], seed)
+        plan = plan_embedded_corpus(
+            sentences,
+            [s.name for s in speakers],
+            n_train=emb["n_train"],
+            n_dev=emb["n_dev"],
+            n_test_seen_speakers=emb.get("n_test_seen_speakers", 8),
+            n_test_unseen_speakers=emb.get("n_test_unseen_speakers", 4),
+            n_dev_unseen_speakers=emb.get("n_dev_unseen_speakers", 2),
+            test_utts_per_speaker=emb.get("test_utts_per_speaker", 25),
+            seed=seed,
+        )
+        log.info("synthesizing %d utterances for %d speakers with %d jobs",
+                 len(plan), len(speakers), jobs)
+        frame = synthesize_corpus(plan, {s.name: s for s in speakers}, wav_dir, jobs)
+    else:
+        from .readers import read_libritts, read_ljspeech, split_real_corpus
+
+        root = data.get("corpus_path")
+        if not root:
+            raise UserError(f"params.yaml: data.corpus_path must be set when data.source={source}")
+        reader = read_ljspeech if source == "ljspeech" else read_libritts
+        real = data.get("real", {})
+        frame = split_real_corpus(
+            reader(root),
+            dev_fraction=real.get("dev_fraction", 0.02),
+            test_fraction=real.get("test_fraction", 0.02),
+            n_unseen_speakers=real.get("n_unseen_speakers", 0),
+            seed=seed,
+        )
+    write_tsv(out_manifest, frame)
+    return frame
+
+
+def validate_splits(data: dict, raw_manifest: Path, out_dir: Path) -> dict:
+    """Validate every row, write train/dev/test manifests and the data report."""
+    from .report import corpus_report
+    from .validate import validate_manifest
+
+    frame = pd.read_csv(raw_manifest, sep="\t", keep_default_na=False)
+    clean, report = validate_manifest(
+        frame,
+        sample_rate=data["sample_rate"],
+        min_duration=data["min_duration"],
+        max_duration=data["max_duration"],
+        on_bad_row=data["on_bad_row"],
+    )
+    manifests = {}
+    for split in SPLITS:
+        part = clean[clean["split"] == split]
+        if part.empty:
+            raise UserError(f"{raw_manifest}: split '{split}' is empty after validation")
+        columns = [c for c in MANIFEST_COLUMNS if c in part.columns]
+        manifests[split] = part[columns].reset_index(drop=True)
+    for split, part in manifests.items():
+        write_tsv(out_dir / f"{split}.tsv", part)
+    report = {"validation": report, "corpus": corpus_report(manifests)}
+    write_json(out_dir / "data_report.json", report)
+    return report

@@ -1,0 +1,359 @@
+"""One training loop for every component (tokenizer, LLM, flow, vocoder, reward, joint).
+
+A component supplies a `TrainTask`: the modules to optimize, a dataset with item lengths,
+a collate function, a loss, and a held-out evaluation. The loop owns everything else:
+length-bucketed deterministic batching, AdamW with warm-up + cosine decay, bf16 autocast,
+DDP under torchrun, full-state checkpoints with automatic resume, NaN/OOM guards,
+held-out model selection, early stopping, and TSV logs that `dvc plots` reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import checkpoint as ckpt_io
+from . import distributed as dist_util
+from .atomic import torch_save
+from .errors import UserError
+from .seed import rng_state, seed_everything, set_rng_state
+
+
+class TrainingDiverged(UserError):
+    """Loss became NaN/Inf; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainConfig:
+    max_steps: int = 1000
+    batch_size: int = 16  # global batch, in utterances (split evenly across DDP ranks)
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    beta1: float = 0.9
+    beta2: float = 0.98
+    grad_clip: float = 1.0
+    log_every: int = 10
+    eval_every: int = 200
+    ckpt_every: int = 200
+    keep_last: int = 2
+    early_stop_patience: int = 0  # evaluations without improvement; 0 disables
+    select_metric: str = "dev_loss"  # held-out metric for best.pt (lower is better)
+    precision: str = "fp32"  # fp32 | bf16 (autocast; CPU and CUDA)
+    device: str = "auto"
+    compile: bool = False
+    progress: bool = True
+
+
+@dataclass
+class TrainTask:
+    """What a component hands the loop.
+
+    model: the module holding every trainable parameter (frozen parts may live inside).
+    lengths: per-item length (frames) used for bucketing, len == len(dataset).
+    collate: list of dataset items -> batch (tensors on CPU).
+    loss: (model, batch on device) -> (scalar loss, {name: float} for the log).
+    evaluate: (unwrapped model) -> {metric: float} on held-out data; must hold select_metric.
+    export: (unwrapped model) -> dict saved in final.pt/best.pt (weights + model config).
+    """
+
+    kind: str
+    model: nn.Module
+    dataset: Sequence
+    lengths: Sequence[int]
+    collate: Callable[[list], Any]
+    loss: Callable[[nn.Module, Any], tuple[torch.Tensor, dict[str, float]]]
+    evaluate: Callable[[nn.Module], dict[str, float]]
+    export: Callable[[nn.Module], dict]
+    find_unused_parameters: bool = False
+    extra_state: dict = field(default_factory=dict)
+
+
+def make_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """Deterministic length-bucketed batches for one epoch.
+
+    Items are shuffled, then sorted by length inside windows of 50 batches so padding stays
+    small while batch composition still varies from epoch to epoch.
+    """
+    g = torch.Generator().manual_seed(seed * 1000003 + epoch)
+    order = torch.randperm(len(lengths), generator=g).tolist()
+    window = batch_size * 50
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    batches = [b for b in batches if len(b) == batch_size] or batches[:1]
+    perm = torch.randperm(len(batches), generator=g).tolist()
+    return [batches[i] for i in perm]
+
+
+def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
+    def f(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / max(1, cfg.warmup_steps)
+        progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+        cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine
+
+    return f
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.dim() >= 2 else no_decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
+class TsvLog:
+    """Append-only TSV log; on resume rows after the resumed step are dropped."""
+
+    def __init__(self, path: Path, resume_step: int | None):
+        self.path = path
+        self.columns: list[str] | None = None
+        if path.exists() and resume_step is not None:
+            with path.open() as fh:
+                rows = list(csv.DictReader(fh, delimiter="\t"))
+            kept = [r for r in rows if int(r["step"]) <= resume_step]
+            self.columns = list(rows[0].keys()) if rows else None
+            with path.open("w") as fh:
+                if self.columns:
+                    writer = csv.DictWriter(fh, self.columns, delimiter="\t")
+                    writer.writeheader()
+                    writer.writerows(kept)
+        elif path.exists():
+            path.unlink()
+
+    def write(self, row: dict) -> None:
+        if self.columns is None:
+            self.columns = list(row.keys())
+            with self.path.open("w") as fh:
+                fh.write("\t".join(self.columns) + "\n")
+        with self.path.open("a") as fh:
+            fh.write("\t".join(_fmt(row.get(c, "")) for c in self.columns) + "\n")
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _evaluate(task: TrainTask, model: nn.Module) -> dict[str, float]:
+    # Evaluation must not perturb the training RNG stream, or a run that evaluates at a
+    # different moment (or resumes) would diverge from an uninterrupted one.
+    state = rng_state()
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return task.evaluate(model)
+    finally:
+        model.train(was_training)
+        set_rng_state(state)
+
+
+def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> dict:
+    """Train to cfg.max_steps (or early stop), resuming from out_dir/last.pt if present.
+
+    Returns the final held-out metrics. Writes final.pt last, so its presence means done.
+    """
+    out_dir = Path(out_dir)
+    info = dist_util.init(cfg.device)
+    if cfg.batch_size % info.world_size:
+        raise UserError(
+            f"train.batch_size={cfg.batch_size} must be divisible by the number of processes "
+            f"({info.world_size})"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(seed)
+    model = task.model.to(info.device)
+    optimizer = make_optimizer(model, cfg)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
+
+    step, epoch, batch_pos = 0, 0, 0
+    best = {"value": math.inf, "step": -1}
+    evals_since_best = 0
+    state = ckpt_io.load_state(out_dir)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step, epoch, batch_pos = state["step"], state["epoch"], state["batch_pos"]
+        best = state["best"]
+        evals_since_best = state["evals_since_best"]
+        set_rng_state(state["rng"])
+        if info.is_main:
+            print(f"[train] resumed {task.kind} from {out_dir / ckpt_io.LAST} at step {step}")
+
+    train_model: nn.Module = model
+    if info.enabled:
+        train_model = nn.parallel.DistributedDataParallel(
+            model,
+            device_ids=[info.device.index] if info.device.type == "cuda" else None,
+            find_unused_parameters=task.find_unused_parameters,
+        )
+    if cfg.compile:
+        train_model = torch.compile(train_model)
+
+    logs = None
+    if info.is_main:
+        resume_step = step if state is not None else None
+        logs = {
+            "train": TsvLog(out_dir / "train_log.tsv", resume_step),
+            "dev": TsvLog(out_dir / "dev_log.tsv", resume_step),
+        }
+    progress = None
+    if info.is_main and cfg.progress:
+        from tqdm import tqdm
+
+        progress = tqdm(total=cfg.max_steps, initial=step, desc=task.kind, mininterval=5)
+
+    def save(final_metrics: dict | None = None) -> None:
+        if not info.is_main:
+            return
+        ckpt_io.save_state(
+            out_dir,
+            {
+                "kind": task.kind,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "step": step,
+                "epoch": epoch,
+                "batch_pos": batch_pos,
+                "best": best,
+                "evals_since_best": evals_since_best,
+                "rng": rng_state(),
+                "train_config": asdict(cfg),
+            },
+            cfg.keep_last,
+        )
+
+    def run_eval() -> bool:
+        """Evaluate, log, update best.pt. Returns True when early stopping triggers."""
+        nonlocal evals_since_best
+        stop = torch.zeros(1)
+        if info.is_main:
+            metrics = _evaluate(task, model)
+            if cfg.select_metric not in metrics:
+                raise RuntimeError(f"evaluate() must report '{cfg.select_metric}'")
+            logs["dev"].write({"step": step, **metrics})
+            value = metrics[cfg.select_metric]
+            if value < best["value"]:
+                best.update(value=float(value), step=step)
+                evals_since_best = 0
+                torch_save(out_dir / ckpt_io.BEST, _export(task, model, step, metrics))
+            else:
+                evals_since_best += 1
+            if cfg.early_stop_patience and evals_since_best >= cfg.early_stop_patience:
+                print(f"[train] early stop at step {step}: no {cfg.select_metric} gain in "
+                      f"{evals_since_best} evaluations (best {best['value']:.4f} at {best['step']})")
+                stop[0] = 1
+        if info.enabled:
+            torch.distributed.broadcast(stop, 0)
+        return bool(stop.item())
+
+    t0 = time.perf_counter()
+    stopped = False
+    model.train()
+    while step < cfg.max_steps and not stopped:
+        batches = make_batches(task.lengths, cfg.batch_size, seed, epoch)
+        while batch_pos < len(batches) and step < cfg.max_steps:
+            indices = batches[batch_pos][info.rank :: info.world_size]
+            batch = to_device(task.collate([task.dataset[i] for i in indices]), info.device)
+            try:
+                with _autocast(info.device, cfg.precision):
+                    loss, parts = task.loss(train_model, batch)
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(
+                        f"{task.kind}: loss is {loss.item()} at step {step + 1}; stopped, the last "
+                        f"good checkpoint {out_dir / ckpt_io.LAST} is kept. Lower train.lr or "
+                        f"raise train.warmup_steps, then re-run to resume"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            except torch.OutOfMemoryError:
+                raise UserError(
+                    f"{task.kind}: out of memory on a batch of {len(indices)} utterances per "
+                    f"process; lower train.batch_size (now {cfg.batch_size})"
+                ) from None
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            batch_pos += 1
+            if progress is not None:
+                progress.update(1)
+            if info.is_main and (step % cfg.log_every == 0 or step == 1):
+                logs["train"].write(
+                    {
+                        "step": step,
+                        "epoch": epoch,
+                        "loss": float(loss.detach()),
+                        **{k: float(v) for k, v in parts.items()},
+                        "grad_norm": float(grad_norm),
+                        "lr": scheduler.get_last_lr()[0],
+                        "wall_s": round(time.perf_counter() - t0, 2),
+                    }
+                )
+            if step % cfg.eval_every == 0 or step == cfg.max_steps:
+                stopped = run_eval()
+            if step % cfg.ckpt_every == 0 or step == cfg.max_steps or stopped:
+                save()
+            if stopped:
+                break
+        if batch_pos >= len(batches):
+            epoch += 1
+            batch_pos = 0
+    if progress is not None:
+        progress.close()
+
+    if info.is_main:
+        if best["step"] < 0:  # no evaluation ever ran (max_steps == 0)
+            run_eval()
+        final = torch.load(out_dir / ckpt_io.BEST, map_location="cpu", weights_only=False)
+        torch_save(out_dir / ckpt_io.FINAL, final)
+        print(f"[train] {task.kind}: selected step {best['step']} "
+              f"({cfg.select_metric}={best['value']:.4f}) -> {out_dir / ckpt_io.FINAL}")
+    dist_util.barrier(info)
+    result = dict(best)
+    dist_util.shutdown(info)
+    return result
+
+
+def _export(task: TrainTask, model: nn.Module, step: int, metrics: dict) -> dict:
+    exported = task.export(model)
+    exported.update(kind=task.kind, step=step, dev=metrics)
+    return exported

@@ -1,0 +1,76 @@
+rule prepare_corpus:
+    output:
+        manifest="data/corpus/raw_manifest.tsv",
+    params:
+        cfg=section_json("seed", "data"),
+        wav_dir="data/corpus/wavs",
+    threads: workflow.cores
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    log:
+        "logs/data/prepare_corpus.log",
+    benchmark:
+        "benchmarks/data/prepare_corpus.tsv"
+    shell:
+        "{E2ETTS} prepare-corpus --params {params.cfg:q} --manifest {output.manifest}"
+        " --wav-dir {params.wav_dir} --jobs {threads} > {log} 2>&1"
+
+
+rule validate_manifests:
+    input:
+        raw=rules.prepare_corpus.output.manifest,
+    output:
+        manifests=expand("data/manifests/{split}.tsv", split=SPLITS),
+        report="data/manifests/data_report.json",
+    params:
+        cfg=section_json("seed", "data"),
+        out_dir="data/manifests",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    log:
+        "logs/data/validate_manifests.log",
+    benchmark:
+        "benchmarks/data/validate_manifests.tsv"
+    shell:
+        "{E2ETTS} validate --params {params.cfg:q} --raw {input.raw}"
+        " --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule extract_features:
+    input:
+        manifest="data/manifests/{split}.tsv",
+    output:
+        features="data/features/{split}.pt",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    log:
+        "logs/data/features_{split}.log",
+    benchmark:
+        "benchmarks/data/features_{split}.tsv"
+    shell:
+        "{E2ETTS} features --manifest {input.manifest} --out {output.features}"
+        " --threads {threads} > {log} 2>&1"
+
+
+rule speaker_check:
+    input:
+        manifests=expand("data/manifests/{split}.tsv", split=SPLITS),
+    output:
+        report="results/metrics/corpus.json",
+    params:
+        per_speaker=config["data"].get("speaker_check_utts", 4),
+        seed=config["seed"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    log:
+        "logs/data/speaker_check.log",
+    shell:
+        "{E2ETTS} speaker-check --manifests {input.manifests} --per-speaker {params.per_speaker}"
+        " --seed {params.seed} --out {output.report} > {log} 2>&1"
