@@ -14,10 +14,11 @@ validate(config, "workflow/schemas/params.schema.yaml")
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/cascade.smk"
 
 
 rule all:
     input:
-        expand("data/features/{split}.pt", split=SPLITS),
-        "results/metrics/corpus.json",
+        rules.data_all.input,
+        "results/checkpoints/cascade/system.json",
     default_target: True

@@ -59,6 +59,120 @@ def cmd_speaker_check(args) -> None:
     print(json.dumps(result, indent=1))
 
 
+def cmd_train(args) -> None:
+    from .config import build, load_params
+    from .train import TrainConfig, fit
+
+    params = load_params(args.params)
+    section = params[args.component]
+    features_dir = Path(args.features_dir)
+    if args.component == "tokenizer":
+        from .tokenizer.train import build_task
+
+        make = lambda: build_task(section, features_dir)  # noqa: E731
+    elif args.component in ("llm", "flow"):
+        if not args.tokens_dir:
+            raise UserError(f"train {args.component}: --tokens-dir is required")
+        module = __import__(f"e2etts.{args.component}.train", fromlist=["build_task"])
+        make = lambda: module.build_task(section, features_dir, Path(args.tokens_dir))  # noqa: E731
+    elif args.component == "vocoder":
+        from .vocoder.train import build_task
+
+        make = lambda: build_task(section, Path(args.manifest_dir))  # noqa: E731
+    else:
+        raise UserError(f"unknown component {args.component}")
+    train_cfg = build(TrainConfig, section["train"], f"{args.component}.train")
+    from .seed import seed_everything
+
+    # Models are built after seeding so initial weights depend on the seed alone.
+    seed_everything(params["seed"])
+    result = fit(make(), train_cfg, Path(args.out_dir), seed=params["seed"])
+    print(json.dumps(result))
+
+
+def cmd_extract_tokens(args) -> None:
+    from .atomic import write_json
+    from .data.features import FeatureSet
+    from .tokenizer.train import extract_tokens, load_tokenizer
+
+    tokenizer = load_tokenizer(args.tokenizer)
+    stats = {}
+    for feat, out in zip(args.features, args.out, strict=True):
+        stats[Path(out).stem] = extract_tokens(tokenizer, FeatureSet(feat), Path(out))
+    if args.stats:
+        write_json(args.stats, stats)
+    print(json.dumps(stats, indent=1))
+
+
+def cmd_assemble_system(args) -> None:
+    from .atomic import write_json
+    from .config import load_params
+
+    params = load_params(args.params)
+    voc = params["vocoder"]
+    vocoder = (
+        {"type": "vocos", "path": args.vocoder}
+        if voc["type"] == "vocos"
+        else {"type": "griffinlim", "iters": voc.get("griffinlim_iters", 32)}
+    )
+    for path in (args.tokenizer, args.llm, args.flow):
+        if not Path(path).exists():
+            raise UserError(f"{path}: checkpoint not found")
+    write_json(
+        Path(args.out),
+        {
+            "name": args.name,
+            "tokenizer": args.tokenizer,
+            "llm": args.llm,
+            "flow": args.flow,
+            "vocoder": vocoder,
+            "synthesis": params["synthesis"],
+        },
+    )
+
+
+def cmd_synthesize(args) -> None:
+    import pandas as pd
+
+    from .atomic import write_json
+    from .audio import save_wav
+    from .synthesis import System
+
+    system = System(args.system)
+    if args.items:
+        items = pd.read_csv(args.items, sep="\t", keep_default_na=False)
+        missing = {"item_id", "prompt_wav", "prompt_text", "target_text"} - set(items.columns)
+        if missing:
+            raise UserError(f"{args.items}: missing columns {', '.join(sorted(missing))}")
+        out_dir = Path(args.out_dir)
+        total_audio, total_time, rows = 0.0, 0.0, []
+        for i, row in enumerate(items.itertuples()):
+            wav, info = system.synthesize(row.target_text, row.prompt_wav, row.prompt_text, seed=args.seed + i)
+            save_wav(out_dir / f"{row.item_id}.wav", wav)
+            total_audio += info["audio_s"]
+            total_time += info["synth_s"]
+            rows.append({"item_id": row.item_id, **info})
+        stats = {
+            "system": system.name,
+            "n_items": len(rows),
+            "rtf": total_time / max(total_audio, 1e-6),
+            "audio_s": total_audio,
+            "synth_s": total_time,
+            "llm_s": sum(r["llm_s"] for r in rows),
+            "flow_s": sum(r["flow_s"] for r in rows),
+            "vocoder_s": sum(r["vocoder_s"] for r in rows),
+        }
+        write_json(out_dir / "synthesis.json", stats)
+        print(f"{system.name}: {len(rows)} items, RTF {stats['rtf']:.3f}")
+        return
+    if not (args.text and args.prompt_wav and args.prompt_text and args.out):
+        raise UserError("give --text, --prompt-wav, --prompt-text and --out (or --items and --out-dir)")
+    wav, info = system.synthesize(args.text, args.prompt_wav, args.prompt_text, seed=args.seed)
+    save_wav(args.out, wav)
+    print(f"wrote {args.out}: {info['audio_s']:.2f} s of audio, RTF {info['rtf']:.3f} "
+          f"(LLM {info['llm_s']:.2f} s, flow {info['flow_s']:.2f} s, vocoder {info['vocoder_s']:.2f} s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="e2etts", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -90,6 +204,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-speaker", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
+    p = add("train", cmd_train, "train one component (resumes from its last.pt)")
+    p.add_argument("component", choices=["tokenizer", "llm", "flow", "vocoder"])
+    p.add_argument("--params", required=True, help="params.yaml path or inline JSON")
+    p.add_argument("--features-dir", default="data/features")
+    p.add_argument("--tokens-dir", default=None, help="speech tokens (llm, flow)")
+    p.add_argument("--manifest-dir", default="data/manifests", help="wav manifests (vocoder)")
+    p.add_argument("--out-dir", required=True, help="checkpoint directory")
+
+    p = add("extract-tokens", cmd_extract_tokens, "speech tokens for feature files")
+    p.add_argument("--tokenizer", required=True, help="tokenizer final.pt")
+    p.add_argument("--features", nargs="+", required=True)
+    p.add_argument("--out", nargs="+", required=True)
+    p.add_argument("--stats", default=None, help="write codebook statistics JSON here")
+    p = add("assemble-system", cmd_assemble_system, "write a system.json naming its checkpoints")
+    p.add_argument("--params", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--tokenizer", required=True)
+    p.add_argument("--llm", required=True)
+    p.add_argument("--flow", required=True)
+    p.add_argument("--vocoder", default=None, help="vocoder final.pt (vocoder.type: vocos)")
+    p.add_argument("--out", required=True)
+
+    p = add("synthesize", cmd_synthesize, "zero-shot synthesis with a trained system")
+    p.add_argument("--system", required=True, help="system directory, e.g. results/checkpoints/cascade")
+    p.add_argument("--text")
+    p.add_argument("--prompt-wav")
+    p.add_argument("--prompt-text")
+    p.add_argument("--out", help="output wav (16 kHz)")
+    p.add_argument("--items", help="batch form: TSV with item_id, prompt_wav, prompt_text, target_text")
+    p.add_argument("--out-dir", help="batch form: where <item_id>.wav go")
+    p.add_argument("--seed", type=int, default=0)
     return parser
 
 

@@ -39,8 +39,12 @@ def pick_device(requested: str = "auto") -> torch.device:
     return torch.device(requested)
 
 
+def world_size_from_env() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def init(requested_device: str = "auto") -> DistInfo:
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    world_size = world_size_from_env()
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(requested_device)

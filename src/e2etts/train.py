@@ -190,12 +190,13 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> di
     Returns the final held-out metrics. Writes final.pt last, so its presence means done.
     """
     out_dir = Path(out_dir)
-    info = dist_util.init(cfg.device)
-    if cfg.batch_size % info.world_size:
+    world_size = dist_util.world_size_from_env()
+    if cfg.batch_size % world_size:
         raise UserError(
             f"train.batch_size={cfg.batch_size} must be divisible by the number of processes "
-            f"({info.world_size})"
+            f"({world_size})"
         )
+    info = dist_util.init(cfg.device)
     out_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)
     model = task.model.to(info.device)

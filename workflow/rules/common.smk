@@ -1,9 +1,17 @@
 import json
+import os
 
 SPLITS = ["train", "dev", "test"]
-E2ETTS = "e2etts"
+CONDA_ENV = "../envs/e2etts.yaml"
 
 
 def section_json(*keys):
     """The named params sections as one JSON string (a rule's `params:`)."""
     return json.dumps({k: config[k] for k in keys}, sort_keys=True)
+
+
+def vocoder_checkpoint():
+    """The shared vocoder's checkpoint, or nothing when Griffin-Lim (no training) is used."""
+    if config["vocoder"]["type"] == "vocos":
+        return ["results/checkpoints/vocoder/final.pt"]
+    return []

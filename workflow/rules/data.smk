@@ -1,3 +1,9 @@
+rule data_all:
+    input:
+        expand("data/features/{split}.pt", split=SPLITS),
+        "results/metrics/corpus.json",
+
+
 rule prepare_corpus:
     output:
         manifest="data/corpus/raw_manifest.tsv",
@@ -8,12 +14,14 @@ rule prepare_corpus:
     resources:
         mem_mb=2000,
         runtime=60,
+    conda:
+        CONDA_ENV
     log:
         "logs/data/prepare_corpus.log",
     benchmark:
         "benchmarks/data/prepare_corpus.tsv"
     shell:
-        "{E2ETTS} prepare-corpus --params {params.cfg:q} --manifest {output.manifest}"
+        "e2etts prepare-corpus --params {params.cfg:q} --manifest {output.manifest}"
         " --wav-dir {params.wav_dir} --jobs {threads} > {log} 2>&1"
 
 
@@ -25,17 +33,19 @@ rule validate_manifests:
         report="data/manifests/data_report.json",
     params:
         cfg=section_json("seed", "data"),
-        out_dir="data/manifests",
+        out_dir=lambda wc, output: os.path.dirname(output.report),
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
+    conda:
+        CONDA_ENV
     log:
         "logs/data/validate_manifests.log",
     benchmark:
         "benchmarks/data/validate_manifests.tsv"
     shell:
-        "{E2ETTS} validate --params {params.cfg:q} --raw {input.raw}"
+        "e2etts validate --params {params.cfg:q} --raw {input.raw}"
         " --out-dir {params.out_dir} > {log} 2>&1"
 
 
@@ -48,12 +58,14 @@ rule extract_features:
     resources:
         mem_mb=4000,
         runtime=30,
+    conda:
+        CONDA_ENV
     log:
         "logs/data/features_{split}.log",
     benchmark:
         "benchmarks/data/features_{split}.tsv"
     shell:
-        "{E2ETTS} features --manifest {input.manifest} --out {output.features}"
+        "e2etts features --manifest {input.manifest} --out {output.features}"
         " --threads {threads} > {log} 2>&1"
 
 
@@ -69,8 +81,10 @@ rule speaker_check:
     resources:
         mem_mb=2000,
         runtime=20,
+    conda:
+        CONDA_ENV
     log:
         "logs/data/speaker_check.log",
     shell:
-        "{E2ETTS} speaker-check --manifests {input.manifests} --per-speaker {params.per_speaker}"
+        "e2etts speaker-check --manifests {input.manifests} --per-speaker {params.per_speaker}"
         " --seed {params.seed} --out {output.report} > {log} 2>&1"

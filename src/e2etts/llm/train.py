@@ -1,0 +1,78 @@
+"""Cascade LLM training: next-token prediction on ground-truth speech tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+
+from ..batching import pad
+from ..config import build
+from ..text import VOCAB_SIZE
+from ..tokens import TokenizedSet
+from ..train import TrainTask
+from .model import TextToTokenLM, TextToTokenLMConfig
+
+
+def collate_text_tokens(items: list[dict]) -> dict:
+    text, text_lens = pad([it["text_ids"] for it in items])
+    tokens, token_lens = pad([it["tokens"] for it in items])
+    return {"text": text, "text_lens": text_lens, "tokens": tokens, "token_lens": token_lens}
+
+
+class LLMTraining(nn.Module):
+    def __init__(self, model: TextToTokenLM):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict):
+        ce, acc = self.model.loss(
+            batch["text"], batch["text_lens"], None, batch["token_lens"], batch["tokens"]
+        )
+        return ce, {"ce": float(ce.detach()), "acc": float(acc)}
+
+
+def evaluate_llm(model: TextToTokenLM, dev: TokenizedSet, batch_size: int = 16) -> dict:
+    total_ce, total_acc, n = 0.0, 0.0, 0
+    for start in range(0, len(dev), batch_size):
+        batch = collate_text_tokens([dev[i] for i in range(start, min(len(dev), start + batch_size))])
+        ce, acc = model.loss(batch["text"], batch["text_lens"], None, batch["token_lens"], batch["tokens"])
+        weight = int(batch["token_lens"].sum())
+        total_ce += float(ce) * weight
+        total_acc += float(acc) * weight
+        n += weight
+    return {"dev_loss": total_ce / n, "dev_acc": total_acc / n}
+
+
+def build_task(section: dict, features_dir: Path, tokens_dir: Path) -> TrainTask:
+    train = TokenizedSet(features_dir / "train.pt", tokens_dir / "train.pt", with_mel=False)
+    dev = TokenizedSet(features_dir / "dev.pt", tokens_dir / "dev.pt", with_mel=False)
+    cfg = build(
+        TextToTokenLMConfig,
+        {"text_vocab_size": VOCAB_SIZE, "fsq_levels": train.fsq_levels, **section["model"]},
+        "llm.model",
+    )
+    model = TextToTokenLM(cfg)
+    lengths = [len(train[i]["text_ids"]) + n for i, n in enumerate(train.token_lengths())]
+    return TrainTask(
+        kind="llm",
+        model=LLMTraining(model),
+        dataset=train,
+        lengths=lengths,
+        collate=collate_text_tokens,
+        loss=lambda m, b: m(b),
+        evaluate=lambda w: evaluate_llm(w.model, dev),
+        export=lambda w: {"model": w.model.state_dict(), "config": cfg.__dict__},
+    )
+
+
+def load_llm(path: str | Path) -> TextToTokenLM:
+    from ..checkpoint import load_model_file
+
+    ckpt = load_model_file(path, expected_kind="llm")
+    model = TextToTokenLM(TextToTokenLMConfig(**ckpt["config"]))
+    model.load_state_dict(ckpt["model"])
+    return model.eval()
+
+
+

@@ -1,0 +1,185 @@
+"""Zero-shot synthesis: text + a prompt utterance -> 16 kHz speech, for any system.
+
+A system directory (results/checkpoints/<system>/) holds `system.json`, naming the
+tokenizer, LLM and flow checkpoints it uses (E2E systems share some) and the vocoder,
+so every system is synthesized by exactly the same code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import torch
+
+from .audio import MelConfig, load_wav, log_mel
+from .errors import UserError
+from .text import encode, normalize, out_of_vocab
+
+SUBSAMPLE = 4
+
+
+@dataclass
+class SynthesisConfig:
+    temperature: float = 1.0
+    top_k: int = 25
+    top_p: float = 0.8
+    repetition_window: int = 10
+    repetition_threshold: float = 0.1
+    max_tokens_per_char: float = 4.0
+    min_tokens_per_char: float = 0.5
+    n_steps: int = 10
+    cfg_strength: float = 0.7
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SynthesisConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def make_vocoder(spec: dict):
+    """spec {"type": "griffinlim", "iters": n} | {"type": "vocos", "path": final.pt}
+    -> callable log-mel (T, 80) -> wav (samples,)."""
+    if spec["type"] == "griffinlim":
+        from .vocoder.griffinlim import griffin_lim
+
+        iters = int(spec.get("iters", 32))
+        return lambda mel: griffin_lim(mel, MelConfig(), n_iter=iters)
+    if spec["type"] == "vocos":
+        from .vocoder.train import load_vocoder
+
+        model = load_vocoder(spec["path"])
+        return lambda mel: model(mel[None])[0]
+    raise UserError(f"unknown vocoder type {spec['type']!r} (griffinlim | vocos)")
+
+
+def split_sentences(text: str, max_chars: int = 200) -> list[str]:
+    """Split over-long text at sentence ends (then commas) so each chunk fits the LLM."""
+    if len(text) <= max_chars:
+        return [text]
+    parts = [p.strip() for p in re.split(r"(?<=[.!?;])\s+", text) if p.strip()]
+    chunks: list[str] = []
+    for part in parts:
+        while len(part) > max_chars:
+            cut = part.rfind(",", 0, max_chars)
+            cut = cut if cut > 0 else part.rfind(" ", 0, max_chars)
+            cut = cut if cut > 0 else max_chars
+            chunks.append(part[: cut + 1].strip())
+            part = part[cut + 1 :].strip()
+        if part:
+            chunks.append(part)
+    return chunks
+
+
+def clean_text(text: str, field: str) -> str:
+    text = normalize(text)
+    if not text:
+        raise UserError(f"{field}: text is empty")
+    bad = out_of_vocab(text)
+    if bad:
+        raise UserError(
+            f"{field}: characters outside the vocabulary {''.join(bad)!r}; spell numbers and "
+            "symbols as words"
+        )
+    return text
+
+
+class System:
+    """Tokenizer + LLM + flow + vocoder of one named system, loaded once."""
+
+    def __init__(self, system_dir: str | Path, overrides: dict | None = None):
+        from .flow.train import load_flow
+        from .llm.train import load_llm
+        from .tokenizer.train import load_tokenizer
+
+        system_dir = Path(system_dir)
+        spec_path = system_dir / "system.json"
+        if not spec_path.exists():
+            raise UserError(
+                f"{spec_path}: not found; --system must be a trained system directory such as "
+                "results/checkpoints/cascade (run `snakemake` first)"
+            )
+        self.spec = json.loads(spec_path.read_text())
+        self.name = self.spec["name"]
+        self.tokenizer = load_tokenizer(self.spec["tokenizer"])
+        self.llm = load_llm(self.spec["llm"])
+        self.flow = load_flow(self.spec["flow"])
+        if tuple(self.llm.cfg.fsq_levels) != tuple(self.tokenizer.cfg.fsq_levels):
+            raise UserError(
+                f"{spec_path}: LLM codebook {self.llm.cfg.fsq_levels} does not match the "
+                f"tokenizer's {self.tokenizer.cfg.fsq_levels}; retrain the LLM on this tokenizer"
+            )
+        self.vocoder = make_vocoder(self.spec["vocoder"])
+        self.cfg = SynthesisConfig.from_dict({**self.spec.get("synthesis", {}), **(overrides or {})})
+
+    @torch.no_grad()
+    def prompt_features(self, prompt_wav: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (prompt mel (Tp, 80) with Tp a multiple of 4, prompt tokens (Tp/4,))."""
+        wav = load_wav(prompt_wav)
+        mel = log_mel(wav)
+        usable = (mel.shape[0] // SUBSAMPLE) * SUBSAMPLE
+        if usable < SUBSAMPLE * 5:
+            raise UserError(f"{prompt_wav}: prompt too short ({wav.numel() / 16000:.2f} s); use >= 1 s")
+        mel = mel[:usable]
+        _, indices, _ = self.tokenizer.encode(mel[None], torch.tensor([usable]))
+        return mel, indices[0]
+
+    @torch.no_grad()
+    def synthesize(
+        self,
+        text: str,
+        prompt_wav: str | Path,
+        prompt_text: str,
+        seed: int = 0,
+    ) -> tuple[torch.Tensor, dict]:
+        """-> (wav (samples,) float at 16 kHz, info dict with timings and token counts)."""
+        text = clean_text(text, "--text")
+        prompt_text = clean_text(prompt_text, "--prompt-text")
+        t0 = time.perf_counter()
+        prompt_mel, prompt_tokens = self.prompt_features(prompt_wav)
+        generator = torch.Generator().manual_seed(seed)
+        pieces, n_tokens, llm_s, flow_s, voc_s = [], 0, 0.0, 0.0, 0.0
+        for chunk in split_sentences(text):
+            ids = torch.tensor(encode(prompt_text + " " + chunk))
+            t = time.perf_counter()
+            new = self.llm.generate(
+                ids,
+                prompt_tokens,
+                max_new_tokens=max(8, int(self.cfg.max_tokens_per_char * len(chunk))),
+                min_new_tokens=int(self.cfg.min_tokens_per_char * len(chunk)),
+                temperature=self.cfg.temperature,
+                top_k=self.cfg.top_k,
+                top_p=self.cfg.top_p,
+                repetition_window=self.cfg.repetition_window,
+                repetition_threshold=self.cfg.repetition_threshold,
+                generator=generator,
+            )
+            llm_s += time.perf_counter() - t
+            n_tokens += len(new)
+            t = time.perf_counter()
+            tokens = torch.cat([prompt_tokens, new])
+            vectors = self.tokenizer.fsq.indices_to_vectors(tokens)[None]
+            mel = self.flow.sample(
+                vectors, prompt_mel[None], n_steps=self.cfg.n_steps,
+                cfg_strength=self.cfg.cfg_strength, generator=generator,
+            )[0]
+            flow_s += time.perf_counter() - t
+            t = time.perf_counter()
+            pieces.append(self.vocoder(mel) if mel.shape[0] > 0 else torch.zeros(160))
+            voc_s += time.perf_counter() - t
+        wav = torch.cat(pieces)
+        total = time.perf_counter() - t0
+        seconds = wav.numel() / 16000
+        info = {
+            "audio_s": seconds,
+            "synth_s": total,
+            "rtf": total / max(seconds, 1e-6),
+            "llm_s": llm_s,
+            "flow_s": flow_s,
+            "vocoder_s": voc_s,
+            "n_tokens": n_tokens,
+        }
+        return wav, info

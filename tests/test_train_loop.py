@@ -1,0 +1,122 @@
+"""The shared training loop: learning, resume equality, determinism, guards."""
+
+import csv
+
+import pytest
+import torch
+from torch import nn
+
+from e2etts import checkpoint
+from e2etts.errors import UserError
+from e2etts.train import TrainConfig, TrainingDiverged, TrainTask, fit, make_batches
+
+
+def _toy_task(n=64, poison_step=None):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(n, 8, generator=g)
+    w = torch.randn(8, 1, generator=g)
+    y = x @ w
+    data = [(x[i], y[i]) for i in range(n)]
+    torch.manual_seed(0)  # tasks build their models after seeding, as the real ones do
+    model = nn.Sequential(nn.Linear(8, 16), nn.Dropout(0.1), nn.GELU(), nn.Linear(16, 1))
+    calls = {"n": 0}
+
+    def loss(m, batch):
+        xb, yb = batch
+        calls["n"] += 1
+        out = m(xb)
+        value = nn.functional.mse_loss(out, yb)
+        if poison_step is not None and calls["n"] >= poison_step:
+            value = value * float("nan")
+        return value, {"mse": float(value.detach())}
+
+    def evaluate(m):
+        return {"dev_loss": float(nn.functional.mse_loss(m(x[:16]), y[:16]))}
+
+    return TrainTask(
+        kind="toy",
+        model=model,
+        dataset=data,
+        lengths=[1 + i % 5 for i in range(n)],
+        collate=lambda items: (torch.stack([a for a, _ in items]), torch.stack([b for _, b in items])),
+        loss=loss,
+        evaluate=evaluate,
+        export=lambda m: {"model": m.state_dict(), "config": {}},
+    )
+
+
+def _cfg(**kw):
+    base = dict(max_steps=40, batch_size=8, lr=3e-2, warmup_steps=5, eval_every=10,
+                ckpt_every=10, log_every=5, keep_last=2, progress=False)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _rows(path):
+    with open(path) as fh:
+        return [{k: v for k, v in r.items() if k != "wall_s"} for r in csv.DictReader(fh, delimiter="\t")]
+
+
+def test_batches_are_deterministic_and_cover_items():
+    a = make_batches(list(range(100)), 8, seed=3, epoch=0)
+    assert a == make_batches(list(range(100)), 8, seed=3, epoch=0)
+    assert a != make_batches(list(range(100)), 8, seed=3, epoch=1)
+    assert len({i for b in a for i in b}) == 96  # the ragged tail batch is dropped
+
+
+def test_loss_falls_and_final_checkpoint_written(tmp_path):
+    result = fit(_toy_task(), _cfg(), tmp_path, seed=0)
+    rows = _rows(tmp_path / "train_log.tsv")
+    assert float(rows[-1]["loss"]) < 0.3 * float(rows[0]["loss"])
+    final = checkpoint.load_model_file(tmp_path / "final.pt", expected_kind="toy")
+    assert final["step"] == result["step"]
+    assert len(list(tmp_path.glob("step_*.pt"))) == 2  # keep_last rotation
+
+
+def test_resume_after_crash_matches(tmp_path, monkeypatch):
+    fit(_toy_task(), _cfg(), tmp_path / "full", seed=0)
+    # Crash: the loss function raises at its 27th call (after the step-20 checkpoint).
+    task = _toy_task()
+    original = task.loss
+    count = {"n": 0}
+
+    def crashing(m, b):
+        count["n"] += 1
+        if count["n"] == 27:
+            raise KeyboardInterrupt("simulated kill")
+        return original(m, b)
+
+    task.loss = crashing
+    with pytest.raises(KeyboardInterrupt):
+        fit(task, _cfg(), tmp_path / "crash", seed=0)
+    assert not (tmp_path / "crash" / "final.pt").exists()
+    assert torch.load(tmp_path / "crash" / "last.pt", weights_only=False)["step"] == 20
+    fit(_toy_task(), _cfg(), tmp_path / "crash", seed=0)
+    a = torch.load(tmp_path / "full" / "last.pt", weights_only=False)
+    b = torch.load(tmp_path / "crash" / "last.pt", weights_only=False)
+    assert a["step"] == b["step"] == 40
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k])
+    assert _rows(tmp_path / "full" / "train_log.tsv") == _rows(tmp_path / "crash" / "train_log.tsv")
+    assert _rows(tmp_path / "full" / "dev_log.tsv") == _rows(tmp_path / "crash" / "dev_log.tsv")
+
+
+def test_same_seed_same_numbers(tmp_path):
+    fit(_toy_task(), _cfg(), tmp_path / "a", seed=5)
+    fit(_toy_task(), _cfg(), tmp_path / "b", seed=5)
+    assert _rows(tmp_path / "a" / "train_log.tsv") == _rows(tmp_path / "b" / "train_log.tsv")
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    with pytest.raises(TrainingDiverged, match="lower train.lr|Lower train.lr"):
+        fit(_toy_task(poison_step=15), _cfg(), tmp_path, seed=0)
+    state = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert state["step"] == 10
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+    assert not (tmp_path / "final.pt").exists()
+
+
+def test_batch_size_must_split_across_ranks(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    with pytest.raises(UserError, match="divisible"):
+        fit(_toy_task(), _cfg(batch_size=8), tmp_path, seed=0)
