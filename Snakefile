@@ -14,11 +14,13 @@ validate(config, "workflow/schemas/params.schema.yaml")
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/vocoder.smk"
 include: "workflow/rules/cascade.smk"
+include: "workflow/rules/evaluate.smk"
 
 
 rule all:
     input:
         rules.data_all.input,
-        "results/checkpoints/cascade/system.json",
+        "results/report/index.html",
     default_target: True

@@ -173,6 +173,107 @@ def cmd_synthesize(args) -> None:
           f"(LLM {info['llm_s']:.2f} s, flow {info['flow_s']:.2f} s, vocoder {info['vocoder_s']:.2f} s)")
 
 
+def cmd_make_items(args) -> None:
+    import pandas as pd
+
+    from .atomic import write_tsv
+    from .evaluate.items import make_test_items
+
+    test = pd.read_csv(args.test, sep="\t", keep_default_na=False)
+    train = pd.read_csv(args.train, sep="\t", keep_default_na=False)
+    items = make_test_items(test, args.n_items, args.seed, set(train["speaker"]))
+    write_tsv(args.out, items)
+    print(f"{len(items)} items ({int(items['seen'].sum())} seen-speaker, "
+          f"{int((~items['seen'].astype(bool)).sum())} unseen-speaker) -> {args.out}")
+
+
+def cmd_topline(args) -> None:
+    import pandas as pd
+
+    from .evaluate import toplines
+
+    items = pd.read_csv(args.items, sep="\t", keep_default_na=False)
+    out_dir = Path(args.out_dir)
+    if args.kind == "gt":
+        toplines.ground_truth(items, out_dir)
+    elif args.kind == "gt_vocoded":
+        from .config import load_params
+        from .synthesis import make_vocoder
+
+        voc = load_params(args.params)["vocoder"]
+        spec = ({"type": "vocos", "path": args.vocoder} if voc["type"] == "vocos"
+                else {"type": "griffinlim", "iters": voc.get("griffinlim_iters", 32)})
+        toplines.vocoded(items, make_vocoder(spec), out_dir)
+    else:
+        from .synthesis import System
+
+        if not args.system:
+            raise UserError("topline resynth needs --system (its tokenizer, flow and vocoder)")
+        system = System(args.system)
+        toplines.resynthesize(items, system, out_dir, name=f"resynth_{system.name}", seed=args.seed)
+
+
+def cmd_score(args) -> None:
+    import pandas as pd
+
+    from .atomic import write_json, write_tsv
+    from .config import load_params
+    from .evaluate.asr import WERJudge
+    from .evaluate.score import score_system
+    from .evaluate.sim import SIMJudge
+
+    ev = load_params(args.params)["eval"]
+    items = pd.read_csv(args.items, sep="\t", keep_default_na=False)
+    wav_dir = Path(args.wav_dir)
+    synth = json.loads((wav_dir / "synthesis.json").read_text())
+    wer_judge = WERJudge(
+        model_dir=ev.get("asr_model_dir"),
+        compute_type=ev.get("asr_compute_type", "int8"),
+        beam_size=ev.get("asr_beam_size", 1),
+        cpu_threads=args.threads,
+    )
+    sim_judge = SIMJudge(backend=ev.get("sim_backend", "resemblyzer"))
+    per_utt, metrics = score_system(items, wav_dir, args.system, wer_judge, sim_judge, synth.get("rtf"))
+    write_tsv(args.per_utt, per_utt)
+    write_json(args.metrics, metrics)
+    print(json.dumps(metrics, indent=1))
+
+
+def cmd_summarize(args) -> None:
+    import pandas as pd
+
+    from .atomic import write_json
+    from .evaluate.score import summarize
+
+    metrics, per_utt = {}, {}
+    for path in args.metrics:
+        name = Path(path).stem
+        metrics[name] = json.loads(Path(path).read_text())
+        per_utt[name] = pd.read_csv(Path(path).with_suffix(".tsv"), sep="\t", keep_default_na=False)
+    summary = summarize(metrics, per_utt, baseline="cascade")
+    write_json(args.out, summary)
+    print(json.dumps(summary, indent=1))
+
+
+def cmd_report(args) -> None:
+    import pandas as pd
+
+    from .report.html import build_report
+
+    summary = json.loads(Path(args.summary).read_text())
+    items = pd.read_csv(args.items, sep="\t", keep_default_na=False)
+    per_utt = {
+        name: pd.read_csv(Path(args.metrics_dir) / f"{name}.tsv", sep="\t", keep_default_na=False)
+        for name in summary["systems"]
+    }
+    wav_dirs = {name: Path(args.samples_dir) / name for name in summary["systems"]}
+    curves = {}
+    for log in sorted(Path(args.checkpoints_dir).glob("*/*/*_log.tsv")):
+        system, component = log.parts[-3], log.parts[-2]
+        curves[f"{system}/{component}/{log.stem.replace('_log', '')}"] = pd.read_csv(log, sep="\t")
+    build_report(summary, per_utt, items, wav_dirs, curves, Path(args.out_dir))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="e2etts", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -235,6 +336,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--items", help="batch form: TSV with item_id, prompt_wav, prompt_text, target_text")
     p.add_argument("--out-dir", help="batch form: where <item_id>.wav go")
     p.add_argument("--seed", type=int, default=0)
+    p = add("make-items", cmd_make_items, "the fixed test list (prompt + unseen target sentence)")
+    p.add_argument("--test", required=True, help="test manifest")
+    p.add_argument("--train", required=True, help="train manifest (which speakers are seen)")
+    p.add_argument("--n-items", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+
+    p = add("topline", cmd_topline, "ground truth, vocoded ground truth, token resynthesis")
+    p.add_argument("kind", choices=["gt", "gt_vocoded", "resynth"])
+    p.add_argument("--items", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--vocoder", default=None, help="vocoder final.pt (vocoder.type: vocos)")
+    p.add_argument("--system", default=None, help="system directory (resynth)")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = add("score", cmd_score, "WER and SIM of one system's outputs")
+    p.add_argument("--params", required=True)
+    p.add_argument("--items", required=True)
+    p.add_argument("--wav-dir", required=True)
+    p.add_argument("--system", required=True)
+    p.add_argument("--per-utt", required=True)
+    p.add_argument("--metrics", required=True)
+
+    p = add("summarize", cmd_summarize, "summary.json over systems, p-values vs cascade")
+    p.add_argument("--metrics", nargs="+", required=True, help="per-system metrics JSON files")
+    p.add_argument("--out", required=True)
+
+    p = add("report", cmd_report, "results/report/index.html and README.md")
+    p.add_argument("--summary", required=True)
+    p.add_argument("--items", required=True)
+    p.add_argument("--metrics-dir", required=True)
+    p.add_argument("--samples-dir", required=True)
+    p.add_argument("--checkpoints-dir", default="results/checkpoints")
+    p.add_argument("--out-dir", required=True)
     return parser
 
 

@@ -2,6 +2,9 @@ import json
 import os
 
 SPLITS = ["train", "dev", "test"]
+# Systems the report compares (METHOD.md) and the toplines that bound them (EVAL.md).
+SYSTEMS = ["cascade"]
+TOPLINES = ["gt", "gt_vocoded"] + [f"resynth_{s}" for s in ["cascade"]]
 CONDA_ENV = "../envs/e2etts.yaml"
 
 

@@ -1,0 +1,74 @@
+"""Toplines: what the judges give ground truth, vocoded ground truth, and token resynthesis.
+
+They bound what any system can reach with this corpus, vocoder and tokenizer.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ..atomic import write_json
+from ..audio import load_wav, log_mel, save_wav
+
+SUBSAMPLE = 4
+
+
+def _finish(out_dir: Path, name: str, n: int, audio_s: float, synth_s: float) -> None:
+    write_json(
+        out_dir / "synthesis.json",
+        {"system": name, "n_items": n, "audio_s": audio_s, "synth_s": synth_s,
+         "rtf": synth_s / max(audio_s, 1e-6) if synth_s else None},
+    )
+
+
+def ground_truth(items: pd.DataFrame, out_dir: Path) -> None:
+    """The target utterances themselves (resampled/written like every system's output)."""
+    audio = 0.0
+    for row in items.itertuples():
+        wav = load_wav(row.target_wav)
+        save_wav(out_dir / f"{row.item_id}.wav", wav)
+        audio += wav.numel() / 16000
+    _finish(out_dir, "gt", len(items), audio, 0.0)
+
+
+@torch.no_grad()
+def vocoded(items: pd.DataFrame, vocoder, out_dir: Path) -> None:
+    """Ground-truth mel -> the shared vocoder."""
+    audio, spent = 0.0, 0.0
+    for row in items.itertuples():
+        mel = log_mel(load_wav(row.target_wav))
+        t = time.perf_counter()
+        wav = vocoder(mel)
+        spent += time.perf_counter() - t
+        save_wav(out_dir / f"{row.item_id}.wav", wav)
+        audio += wav.numel() / 16000
+    _finish(out_dir, "gt_vocoded", len(items), audio, spent)
+
+
+@torch.no_grad()
+def resynthesize(items: pd.DataFrame, system, out_dir: Path, name: str, seed: int = 0) -> None:
+    """Ground-truth tokens of the target (this system's tokenizer) -> flow (with the same
+    prompt as the systems get) -> vocoder: the ceiling for a perfect LLM."""
+    audio, spent = 0.0, 0.0
+    for i, row in enumerate(items.itertuples()):
+        t = time.perf_counter()
+        prompt_mel, prompt_tokens = system.prompt_features(row.prompt_wav)
+        target_mel = log_mel(load_wav(row.target_wav))
+        usable = max(SUBSAMPLE, (target_mel.shape[0] // SUBSAMPLE) * SUBSAMPLE)
+        _, target_tokens, _ = system.tokenizer.encode(target_mel[None, :usable], torch.tensor([usable]))
+        tokens = torch.cat([prompt_tokens, target_tokens[0]])
+        vectors = system.tokenizer.fsq.indices_to_vectors(tokens)[None]
+        mel = system.flow.sample(
+            vectors, prompt_mel[None], n_steps=system.cfg.n_steps,
+            cfg_strength=system.cfg.cfg_strength,
+            generator=torch.Generator().manual_seed(seed + i),
+        )[0]
+        wav = system.vocoder(mel)
+        spent += time.perf_counter() - t
+        save_wav(out_dir / f"{row.item_id}.wav", wav)
+        audio += wav.numel() / 16000
+    _finish(out_dir, name, len(items), audio, spent)

@@ -1,0 +1,169 @@
+# Evaluation (EVAL.md): one test list, the same judges for systems and toplines.
+# Synthesis and scoring are separate rules, so changing a judge re-scores without
+# re-synthesizing.
+
+
+wildcard_constraints:
+    system="|".join(SYSTEMS),
+    name="|".join(SYSTEMS + TOPLINES),
+
+
+rule make_items:
+    input:
+        test="data/manifests/test.tsv",
+        train="data/manifests/train.tsv",
+    output:
+        test_items="results/eval/items.tsv",
+    params:
+        n_items=config["eval"]["n_items"],
+        seed=config["seed"],
+    threads: 1
+    conda:
+        CONDA_ENV
+    log:
+        "logs/eval/make_items.log",
+    shell:
+        "e2etts make-items --test {input.test} --train {input.train} --n-items {params.n_items}"
+        " --seed {params.seed} --out {output.test_items} > {log} 2>&1"
+
+
+rule synthesize_system:
+    input:
+        system="results/checkpoints/{system}/system.json",
+        test_items=rules.make_items.output.test_items,
+    output:
+        stats="results/samples/{system}/synthesis.json",
+    params:
+        system_dir=lambda wc, input: os.path.dirname(input.system),
+        out_dir=lambda wc, output: os.path.dirname(output.stats),
+        seed=config["seed"],
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=60,
+    conda:
+        CONDA_ENV
+    log:
+        "logs/eval/synthesize_{system}.log",
+    benchmark:
+        "benchmarks/eval/synthesize_{system}.tsv"
+    shell:
+        "e2etts synthesize --system {params.system_dir} --items {input.test_items}"
+        " --out-dir {params.out_dir} --seed {params.seed} --threads {threads} > {log} 2>&1"
+
+
+rule topline_gt:
+    input:
+        test_items=rules.make_items.output.test_items,
+    output:
+        stats="results/samples/gt/synthesis.json",
+    params:
+        out_dir=lambda wc, output: os.path.dirname(output.stats),
+    threads: 1
+    conda:
+        CONDA_ENV
+    log:
+        "logs/eval/topline_gt.log",
+    shell:
+        "e2etts topline gt --items {input.test_items} --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule topline_gt_vocoded:
+    input:
+        test_items=rules.make_items.output.test_items,
+        vocoder=vocoder_checkpoint(),
+    output:
+        stats="results/samples/gt_vocoded/synthesis.json",
+    params:
+        cfg=section_json("seed", "vocoder"),
+        out_dir=lambda wc, output: os.path.dirname(output.stats),
+        vocoder_arg=lambda wc, input: f"--vocoder {input.vocoder}" if input.vocoder else "",
+    threads: 1
+    conda:
+        CONDA_ENV
+    log:
+        "logs/eval/topline_gt_vocoded.log",
+    shell:
+        "e2etts topline gt_vocoded --items {input.test_items} --params {params.cfg:q}"
+        " {params.vocoder_arg} --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule topline_resynth:
+    input:
+        system="results/checkpoints/{system}/system.json",
+        test_items=rules.make_items.output.test_items,
+    output:
+        stats="results/samples/resynth_{system}/synthesis.json",
+    params:
+        system_dir=lambda wc, input: os.path.dirname(input.system),
+        out_dir=lambda wc, output: os.path.dirname(output.stats),
+        seed=config["seed"],
+    threads: 1
+    conda:
+        CONDA_ENV
+    log:
+        "logs/eval/topline_resynth_{system}.log",
+    shell:
+        "e2etts topline resynth --items {input.test_items} --system {params.system_dir}"
+        " --seed {params.seed} --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule score:
+    input:
+        test_items=rules.make_items.output.test_items,
+        stats="results/samples/{name}/synthesis.json",
+    output:
+        metrics="results/metrics/systems/{name}.json",
+        per_utt="results/metrics/systems/{name}.tsv",
+    params:
+        cfg=section_json("eval"),
+        wav_dir=lambda wc, input: os.path.dirname(input.stats),
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    conda:
+        CONDA_ENV
+    log:
+        "logs/eval/score_{name}.log",
+    benchmark:
+        "benchmarks/eval/score_{name}.tsv"
+    shell:
+        "e2etts score --params {params.cfg:q} --items {input.test_items} --wav-dir {params.wav_dir}"
+        " --system {wildcards.name} --per-utt {output.per_utt} --metrics {output.metrics}"
+        " --threads {threads} > {log} 2>&1"
+
+
+rule summarize:
+    input:
+        metrics=expand("results/metrics/systems/{name}.json", name=TOPLINES + SYSTEMS),
+    output:
+        summary="results/metrics/summary.json",
+    threads: 1
+    conda:
+        CONDA_ENV
+    log:
+        "logs/eval/summarize.log",
+    shell:
+        "e2etts summarize --metrics {input.metrics} --out {output.summary} > {log} 2>&1"
+
+
+rule report:
+    input:
+        summary=rules.summarize.output.summary,
+        test_items=rules.make_items.output.test_items,
+        systems=expand("results/checkpoints/{system}/system.json", system=SYSTEMS),
+    output:
+        html="results/report/index.html",
+        readme="results/report/README.md",
+    params:
+        out_dir=lambda wc, output: os.path.dirname(output.html),
+    threads: 1
+    conda:
+        CONDA_ENV
+    log:
+        "logs/eval/report.log",
+    shell:
+        "e2etts report --summary {input.summary} --items {input.test_items}"
+        " --metrics-dir results/metrics/systems --samples-dir results/samples"
+        " --checkpoints-dir results/checkpoints --out-dir {params.out_dir} > {log} 2>&1"

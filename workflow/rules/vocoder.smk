@@ -1,0 +1,27 @@
+# The shared vocoder (only when vocoder.type is vocos; Griffin-Lim needs no training).
+
+
+rule train_vocoder:
+    input:
+        manifests=expand("data/manifests/{split}.tsv", split=["train", "dev"]),
+        features="data/features/train.pt",
+    output:
+        model="results/checkpoints/vocoder/final.pt",
+    params:
+        cfg=section_json("seed", "vocoder"),
+        out_dir=lambda wc, output: os.path.dirname(output.model),
+        manifest_dir=lambda wc, input: os.path.dirname(input.manifests[0]),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
+        gpu=0,
+    conda:
+        CONDA_ENV
+    log:
+        "logs/vocoder/train_vocoder.log",
+    benchmark:
+        "benchmarks/vocoder/train_vocoder.tsv"
+    shell:
+        "e2etts train vocoder --params {params.cfg:q} --manifest-dir {params.manifest_dir}"
+        " --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"
