@@ -16,6 +16,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/vocoder.smk"
 include: "workflow/rules/cascade.smk"
+include: "workflow/rules/e2e.smk"
 include: "workflow/rules/evaluate.smk"
 
 

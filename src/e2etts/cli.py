@@ -59,35 +59,77 @@ def cmd_speaker_check(args) -> None:
     print(json.dumps(result, indent=1))
 
 
+def _task_factory(args, params: dict):
+    """-> (params section holding `train`, a function building the TrainTask)."""
+    features_dir = Path(args.features_dir)
+    tokens_dir = Path(args.tokens_dir) if args.tokens_dir else None
+    init = Path(args.init) if args.init else None
+    component = args.component
+    section_name = args.section or component
+
+    def need(value, flag):
+        if value is None:
+            raise UserError(f"train {component}: {flag} is required")
+        return value
+
+    if component == "tokenizer":
+        from .tokenizer.train import build_task
+
+        return section_name, lambda: build_task(params[section_name], features_dir)
+    if component in ("llm", "flow"):
+        module = __import__(f"e2etts.{component}.train", fromlist=["build_task"])
+        need(tokens_dir, "--tokens-dir")
+        return section_name, lambda: module.build_task(params[component], features_dir, tokens_dir, init)
+    if component == "vocoder":
+        from .vocoder.train import build_task
+
+        return section_name, lambda: build_task(params[section_name], Path(args.manifest_dir))
+    if component == "reward":
+        from .reward.train import build_task
+
+        need(tokens_dir, "--tokens-dir")
+        return section_name, lambda: build_task(params, features_dir, tokens_dir, init)
+    if component == "joint_e1":
+        from .joint.e1 import build_task
+
+        return section_name, lambda: build_task(params, features_dir, args.init)
+    if component == "joint_e2":
+        from .joint.e2 import build_task
+
+        need(tokens_dir, "--tokens-dir")
+        return section_name, lambda: build_task(
+            params, section_name, features_dir, tokens_dir, need(init, "--init (stage-2 LLM)"),
+            Path(need(args.flow, "--flow")), Path(need(args.reward, "--reward")),
+        )
+    raise UserError(f"unknown component {component}")
+
+
 def cmd_train(args) -> None:
     from .config import build, load_params
+    from .seed import seed_everything
     from .train import TrainConfig, fit
 
     params = load_params(args.params)
-    section = params[args.component]
-    features_dir = Path(args.features_dir)
-    if args.component == "tokenizer":
-        from .tokenizer.train import build_task
-
-        make = lambda: build_task(section, features_dir)  # noqa: E731
-    elif args.component in ("llm", "flow"):
-        if not args.tokens_dir:
-            raise UserError(f"train {args.component}: --tokens-dir is required")
-        module = __import__(f"e2etts.{args.component}.train", fromlist=["build_task"])
-        make = lambda: module.build_task(section, features_dir, Path(args.tokens_dir))  # noqa: E731
-    elif args.component == "vocoder":
-        from .vocoder.train import build_task
-
-        make = lambda: build_task(section, Path(args.manifest_dir))  # noqa: E731
-    else:
-        raise UserError(f"unknown component {args.component}")
-    train_cfg = build(TrainConfig, section["train"], f"{args.component}.train")
-    from .seed import seed_everything
-
+    section_name, make = _task_factory(args, params)
+    # Stage-2 runs reuse a component's model section with their own `train` section.
+    train_section = params[args.train_section or section_name]["train"]
+    train_cfg = build(TrainConfig, train_section, f"{args.train_section or section_name}.train")
     # Models are built after seeding so initial weights depend on the seed alone.
     seed_everything(params["seed"])
     result = fit(make(), train_cfg, Path(args.out_dir), seed=params["seed"])
     print(json.dumps(result))
+
+
+def cmd_export_components(args) -> None:
+    """Split a joint E1 checkpoint into per-component model files (kind-tagged)."""
+    from .atomic import torch_save
+    from .checkpoint import load_model_file
+
+    ckpt = load_model_file(args.checkpoint, expected_kind="joint_e1")
+    out = Path(args.out_dir)
+    for name, part in ckpt["components"].items():
+        torch_save(out / f"{name}.pt", {**part, "kind": name, "step": ckpt["step"], "dev": ckpt["dev"]})
+    print(f"exported {', '.join(ckpt['components'])} to {out}")
 
 
 def cmd_extract_tokens(args) -> None:
@@ -306,12 +348,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
     p = add("train", cmd_train, "train one component (resumes from its last.pt)")
-    p.add_argument("component", choices=["tokenizer", "llm", "flow", "vocoder"])
+    p.add_argument(
+        "component", choices=["tokenizer", "llm", "flow", "vocoder", "reward", "joint_e1", "joint_e2"]
+    )
     p.add_argument("--params", required=True, help="params.yaml path or inline JSON")
+    p.add_argument("--section", default=None, help="params section of the objective (joint_e2_*)")
+    p.add_argument("--train-section", default=None, help="params section whose `train` is used")
+    p.add_argument("--init", default=None, help="checkpoint to start from (stage 2 / E2)")
+    p.add_argument("--flow", default=None, help="frozen flow checkpoint (joint_e2)")
+    p.add_argument("--reward", default=None, help="frozen reward checkpoint (joint_e2)")
     p.add_argument("--features-dir", default="data/features")
     p.add_argument("--tokens-dir", default=None, help="speech tokens (llm, flow)")
     p.add_argument("--manifest-dir", default="data/manifests", help="wav manifests (vocoder)")
     p.add_argument("--out-dir", required=True, help="checkpoint directory")
+
+    p = add("export-components", cmd_export_components, "split a joint E1 checkpoint")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--out-dir", required=True)
 
     p = add("extract-tokens", cmd_extract_tokens, "speech tokens for feature files")
     p.add_argument("--tokenizer", required=True, help="tokenizer final.pt")

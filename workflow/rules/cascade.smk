@@ -1,12 +1,32 @@
-# The cascaded baseline: each component trained on its own (METHOD.md, "Cascaded baseline").
-CASCADE = "results/checkpoints/cascade"
+# Component rules shared by the cascade and the E2E stage-2 consolidation.
+# cascade: each component trained on its own (METHOD.md, "Cascaded baseline").
+# e2e_tok: tokenizer from joint E1 (frozen); LLM and flow continue from their E1 weights
+#          with the `stage2` schedule.
+CKPT = "results/checkpoints"
+
+
+def stage2_init(component):
+    """Input function: E1 weights to start from, for e2e_tok only."""
+
+    def inner(wc):
+        return [f"{CKPT}/e2e_tok/init/{component}.pt"] if wc.system == "e2e_tok" else []
+
+    return inner
+
+
+def component_cfg(component):
+    def inner(wc):
+        keys = ("seed", component, "stage2") if wc.system == "e2e_tok" else ("seed", component)
+        return section_json(*keys)
+
+    return inner
 
 
 rule train_tokenizer:
     input:
         features=expand("data/features/{split}.pt", split=["train", "dev"]),
     output:
-        model=f"{CASCADE}/tokenizer/final.pt",
+        model=f"{CKPT}/cascade/tokenizer/final.pt",
     params:
         cfg=section_json("seed", "tokenizer"),
         out_dir=lambda wc, output: os.path.dirname(output.model),
@@ -28,7 +48,7 @@ rule train_tokenizer:
 
 rule extract_tokens:
     input:
-        tokenizer="results/checkpoints/{system}/tokenizer/final.pt",
+        tokenizer=f"{CKPT}/{{system}}/tokenizer/final.pt",
         features=expand("data/features/{split}.pt", split=SPLITS),
     output:
         tokens=expand("data/tokens/{{system}}/{split}.pt", split=SPLITS),
@@ -48,12 +68,17 @@ rule extract_tokens:
 
 rule train_llm:
     input:
-        tokens=expand("data/tokens/cascade/{split}.pt", split=["train", "dev"]),
+        tokens=expand("data/tokens/{{system}}/{split}.pt", split=["train", "dev"]),
+        init=stage2_init("llm"),
     output:
-        model=f"{CASCADE}/llm/final.pt",
+        model=f"{CKPT}/{{system}}/llm/final.pt",
+    wildcard_constraints:
+        system="cascade|e2e_tok",
     params:
-        cfg=section_json("seed", "llm"),
+        cfg=component_cfg("llm"),
+        tokens_dir=lambda wc, input: os.path.dirname(input.tokens[0]),
         out_dir=lambda wc, output: os.path.dirname(output.model),
+        init=lambda wc, input: f"--init {input.init} --train-section stage2" if input.init else "",
     threads: 1
     resources:
         mem_mb=4000,
@@ -62,22 +87,27 @@ rule train_llm:
     conda:
         CONDA_ENV
     log:
-        "logs/cascade/train_llm.log",
+        "logs/{system}/train_llm.log",
     benchmark:
-        "benchmarks/cascade/train_llm.tsv"
+        "benchmarks/{system}/train_llm.tsv"
     shell:
-        "e2etts train llm --params {params.cfg:q} --tokens-dir data/tokens/cascade"
+        "e2etts train llm --params {params.cfg:q} --tokens-dir {params.tokens_dir} {params.init}"
         " --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"
 
 
 rule train_flow:
     input:
-        tokens=expand("data/tokens/cascade/{split}.pt", split=["train", "dev"]),
+        tokens=expand("data/tokens/{{system}}/{split}.pt", split=["train", "dev"]),
+        init=stage2_init("flow"),
     output:
-        model=f"{CASCADE}/flow/final.pt",
+        model=f"{CKPT}/{{system}}/flow/final.pt",
+    wildcard_constraints:
+        system="cascade|e2e_tok",
     params:
-        cfg=section_json("seed", "flow"),
+        cfg=component_cfg("flow"),
+        tokens_dir=lambda wc, input: os.path.dirname(input.tokens[0]),
         out_dir=lambda wc, output: os.path.dirname(output.model),
+        init=lambda wc, input: f"--init {input.init} --train-section stage2" if input.init else "",
     threads: 1
     resources:
         mem_mb=4000,
@@ -86,31 +116,40 @@ rule train_flow:
     conda:
         CONDA_ENV
     log:
-        "logs/cascade/train_flow.log",
+        "logs/{system}/train_flow.log",
     benchmark:
-        "benchmarks/cascade/train_flow.tsv"
+        "benchmarks/{system}/train_flow.tsv"
     shell:
-        "e2etts train flow --params {params.cfg:q} --tokens-dir data/tokens/cascade"
+        "e2etts train flow --params {params.cfg:q} --tokens-dir {params.tokens_dir} {params.init}"
         " --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"
 
 
-rule assemble_cascade:
+def system_components(wc):
+    """Which checkpoints make up each system (METHOD.md, 'Systems the report compares')."""
+    tok_system = "cascade" if wc.system == "cascade" else "e2e_tok"
+    llm_system = wc.system if wc.system != "cascade" else "cascade"
+    return {
+        "tokenizer": f"{CKPT}/{tok_system}/tokenizer/final.pt",
+        "llm": f"{CKPT}/{llm_system}/llm/final.pt",
+        "flow": f"{CKPT}/{tok_system}/flow/final.pt",
+        "vocoder": vocoder_checkpoint(),
+    }
+
+
+rule assemble_system:
     input:
-        tokenizer=rules.train_tokenizer.output.model,
-        llm=rules.train_llm.output.model,
-        flow=rules.train_flow.output.model,
-        vocoder=vocoder_checkpoint(),
+        unpack(system_components),
     output:
-        system=f"{CASCADE}/system.json",
+        system=f"{CKPT}/{{system}}/system.json",
     params:
-        cfg=section_json("seed", "data", "tokenizer", "llm", "flow", "vocoder", "synthesis"),
+        cfg=section_json("vocoder", "synthesis"),
         vocoder_arg=lambda wc, input: f"--vocoder {input.vocoder}" if input.vocoder else "",
     localrule: True
     conda:
         CONDA_ENV
     log:
-        "logs/cascade/assemble.log",
+        "logs/{system}/assemble.log",
     shell:
-        "e2etts assemble-system --params {params.cfg:q} --name cascade"
+        "e2etts assemble-system --params {params.cfg:q} --name {wildcards.system}"
         " --tokenizer {input.tokenizer} --llm {input.llm} --flow {input.flow}"
         " {params.vocoder_arg} --out {output.system} > {log} 2>&1"

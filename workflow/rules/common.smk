@@ -3,8 +3,9 @@ import os
 
 SPLITS = ["train", "dev", "test"]
 # Systems the report compares (METHOD.md) and the toplines that bound them (EVAL.md).
-SYSTEMS = ["cascade"]
-TOPLINES = ["gt", "gt_vocoded"] + [f"resynth_{s}" for s in ["cascade"]]
+SYSTEMS = ["cascade", "e2e_tok", "e2e_fm", "e2e_full"]
+# Token resynthesis for each tokenizer (cascade CTC tokenizer; E1 joint tokenizer).
+TOPLINES = ["gt", "gt_vocoded", "resynth_cascade", "resynth_e2e_tok"]
 CONDA_ENV = "../envs/e2etts.yaml"
 
 

@@ -45,12 +45,22 @@ def evaluate_flow(wrapper: FlowTraining, dev: TokenizedSet, batch_size: int = 16
     return {"dev_loss": total / n}
 
 
-def build_task(section: dict, features_dir: Path, tokens_dir: Path) -> TrainTask:
+def build_task(
+    section: dict, features_dir: Path, tokens_dir: Path, init: Path | None = None
+) -> TrainTask:
+    """init: a checkpoint to start from (stage-2 consolidation of E1 components)."""
     train = TokenizedSet(features_dir / "train.pt", tokens_dir / "train.pt")
     dev = TokenizedSet(features_dir / "dev.pt", tokens_dir / "dev.pt")
     fsq = FSQ(train.fsq_levels)
     cfg = build(FlowMatchingConfig, {"fsq_dim": fsq.dim, **section["model"]}, "flow.model")
     model = FlowMatchingDecoder(cfg)
+    if init is not None:
+        from ..checkpoint import load_model_file
+
+        ckpt = load_model_file(init, expected_kind="flow")
+        cfg = type(cfg)(**ckpt["config"])  # the E1 model's shape wins over params
+        model = FlowMatchingDecoder(cfg)
+        model.load_state_dict(ckpt["model"])
     model.set_normalization(*train.features.mel_stats())
     return TrainTask(
         kind="flow",

@@ -44,7 +44,10 @@ def evaluate_llm(model: TextToTokenLM, dev: TokenizedSet, batch_size: int = 16) 
     return {"dev_loss": total_ce / n, "dev_acc": total_acc / n}
 
 
-def build_task(section: dict, features_dir: Path, tokens_dir: Path) -> TrainTask:
+def build_task(
+    section: dict, features_dir: Path, tokens_dir: Path, init: Path | None = None
+) -> TrainTask:
+    """init: a checkpoint to start from (stage-2 consolidation of E1 components)."""
     train = TokenizedSet(features_dir / "train.pt", tokens_dir / "train.pt", with_mel=False)
     dev = TokenizedSet(features_dir / "dev.pt", tokens_dir / "dev.pt", with_mel=False)
     cfg = build(
@@ -53,6 +56,13 @@ def build_task(section: dict, features_dir: Path, tokens_dir: Path) -> TrainTask
         "llm.model",
     )
     model = TextToTokenLM(cfg)
+    if init is not None:
+        from ..checkpoint import load_model_file
+
+        ckpt = load_model_file(init, expected_kind="llm")
+        cfg = type(cfg)(**ckpt["config"])  # the E1 model's shape wins over params
+        model = TextToTokenLM(cfg)
+        model.load_state_dict(ckpt["model"])
     lengths = [len(train[i]["text_ids"]) + n for i, n in enumerate(train.token_lengths())]
     return TrainTask(
         kind="llm",

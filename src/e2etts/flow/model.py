@@ -1,0 +1,233 @@
+"""Flow-matching decoder (OT-CFM, Lipman et al. 2023 / CosyVoice): speech tokens -> log-mel.
+
+token vectors (B, T', d_fsq) -> Linear + small transformer (token encoder)
+-> repeat each token 4x (mel rate, 100 frames/s) -> "cond" (B, 4T', d_model).
+Estimator v(x_t, t, cond, prompt): a transformer over Linear(concat[x_t, cond, prompt_mel])
+with RoPE positions and adaLN-Zero time conditioning. prompt_mel is the ground-truth mel on
+a prefix (the voice prompt) and zeros elsewhere.
+
+Frame rule: tokens cover 4 * token_lens mel frames (see tokenizer.model: token_lens =
+ceil(mel_lens / 4)); training frames beyond min(mel_lens, 4 * token_lens) are masked.
+
+Works in normalized mel space (per-bin buffers mel_mean / mel_std, `set_normalization`);
+`sample` returns un-normalized log-mel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..nn import MelNormalizer, TimestepEmbedding, Transformer, length_mask
+
+
+@dataclass
+class FlowMatchingConfig:
+    n_mels: int = 80
+    fsq_dim: int = 4
+    d_model: int = 256
+    n_layers: int = 6  # estimator
+    n_heads: int = 4
+    dropout: float = 0.1
+    cond_drop_prob: float = 0.2  # classifier-free guidance: drop tokens + prompt together
+    sigma_min: float = 1e-4
+    upsample: int = 4
+    token_encoder_layers: int = 2
+    prompt_zero_prob: float = 0.3  # fraction of training items with no prompt prefix
+    prompt_max_frac: float = 0.5  # otherwise the prefix is uniform in [0, frac * length]
+
+
+class FlowMatchingDecoder(nn.Module):
+    def __init__(self, cfg: FlowMatchingConfig | None = None):
+        super().__init__()
+        cfg = cfg or FlowMatchingConfig()
+        self.cfg = cfg
+        d = cfg.d_model
+        self.norm = MelNormalizer(cfg.n_mels)
+        self.token_in = nn.Linear(cfg.fsq_dim, d)
+        self.token_encoder = Transformer(d, cfg.n_heads, cfg.token_encoder_layers, cfg.dropout)
+        self.in_proj = nn.Linear(2 * cfg.n_mels + d, d)
+        self.time_emb = TimestepEmbedding(d)
+        self.estimator = Transformer(d, cfg.n_heads, cfg.n_layers, cfg.dropout, cond_dim=d)
+        self.out_proj = nn.Linear(d, cfg.n_mels)
+        # Zero output at init: the first velocity guess is 0, a stable start for the ODE loss.
+        nn.init.zeros_(self.out_proj.weight)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def set_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Per-bin log-mel statistics (n_mels,) of the training set."""
+        self.norm.set_normalization(mean, std)
+
+    def encode_tokens(self, token_vectors: torch.Tensor, token_lens: torch.Tensor) -> torch.Tensor:
+        """token_vectors (B, T', d_fsq) -> cond (B, upsample * T', d_model) at mel rate."""
+        valid = length_mask(token_lens, token_vectors.shape[1])
+        h, _ = self.token_encoder(self.token_in(token_vectors), valid)
+        h = h * valid[..., None]
+        return h.repeat_interleave(self.cfg.upsample, dim=1)
+
+    def velocity(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        cond: torch.Tensor,
+        prompt: torch.Tensor,
+        valid: torch.Tensor,
+    ) -> torch.Tensor:
+        """x (B, T, n_mels) at time t (B,); cond (B, T, d); prompt (B, T, n_mels) zeros outside
+        the prefix; valid (B, T) -> velocity (B, T, n_mels)."""
+        h = self.in_proj(torch.cat([x, cond, prompt], dim=-1))
+        h, _ = self.estimator(h, valid, cond=self.time_emb(t))
+        return self.out_proj(h)
+
+    def loss(
+        self,
+        mel: torch.Tensor,
+        mel_lens: torch.Tensor,
+        token_vectors: torch.Tensor,
+        token_lens: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """OT-CFM loss (mean squared velocity error over valid, non-prompt frames and bins).
+
+        mel (B, T, n_mels) log-mel; token_vectors (B, T', d_fsq) hard / straight-through /
+        soft code vectors (differentiable). The mel is truncated or zero-padded to 4 * T'.
+        generator draws t, noise, prompt lengths and CFG drops (default: global RNG).
+        """
+        cfg = self.cfg
+        B, Tt, _ = token_vectors.shape
+        T = cfg.upsample * Tt
+        dev = mel.device
+        x1 = self.norm.normalize(mel[:, :T])
+        if x1.shape[1] < T:
+            x1 = torch.nn.functional.pad(x1, (0, 0, 0, T - x1.shape[1]))
+        lens = torch.minimum(mel_lens, cfg.upsample * token_lens)
+        valid = length_mask(lens, T)
+        x1 = x1 * valid[..., None]
+
+        # Prompt prefix per item: none with prob prompt_zero_prob, else U[0, frac * len].
+        u = torch.rand(B, device=dev, generator=generator)
+        frac = torch.rand(B, device=dev, generator=generator) * cfg.prompt_max_frac
+        prompt_lens = torch.where(u < cfg.prompt_zero_prob, 0, (frac * lens.float()).floor().long())
+        in_prompt = length_mask(prompt_lens, T)
+        prompt = x1 * in_prompt[..., None]
+
+        cond = self.encode_tokens(token_vectors, token_lens)
+        # CFG: the unconditional model sees neither tokens nor prompt.
+        keep = torch.rand(B, device=dev, generator=generator) >= cfg.cond_drop_prob
+        keep = keep[:, None, None].to(cond.dtype)
+        cond, prompt = cond * keep, prompt * keep
+
+        t = torch.rand(B, device=dev, generator=generator)
+        x0 = torch.randn(x1.shape, device=dev, generator=generator, dtype=x1.dtype)
+        tt = t[:, None, None]
+        xt = (1 - (1 - cfg.sigma_min) * tt) * x0 + tt * x1
+        target = x1 - (1 - cfg.sigma_min) * x0
+        v = self.velocity(xt, t, cond, prompt, valid)
+
+        w = (valid & ~in_prompt)[..., None].to(v.dtype)
+        return ((v - target) ** 2 * w).sum() / (w.sum() * cfg.n_mels).clamp_min(1.0)
+
+    @torch.no_grad()
+    def _solve(
+        self,
+        token_vectors: torch.Tensor,
+        token_lens: torch.Tensor,
+        prompt_mel: torch.Tensor | None,
+        prompt_lens: torch.Tensor,
+        n_steps: int,
+        cfg_strength: float,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        """Euler ODE from N(0, I) at t=0 to t=1 -> normalized mel canvas (B, 4T', n_mels)
+        with the prompt frames overwritten by the prompt."""
+        B, Tt, _ = token_vectors.shape
+        T = self.cfg.upsample * Tt
+        dev = token_vectors.device
+        valid = length_mask(self.cfg.upsample * token_lens, T)
+        prompt = torch.zeros(B, T, self.cfg.n_mels, device=dev)
+        in_prompt = length_mask(prompt_lens, T)[..., None]
+        if prompt_mel is not None and prompt_mel.shape[1] > 0:
+            p = self.norm.normalize(prompt_mel[:, :T].float())
+            prompt[:, : p.shape[1]] = p
+            prompt = prompt * in_prompt
+        cond = self.encode_tokens(token_vectors.float(), token_lens)
+        x = torch.randn(B, T, self.cfg.n_mels, device=dev, generator=generator)
+        use_cfg = cfg_strength != 0.0
+        if use_cfg:  # one batched pass: conditional rows, then unconditional rows
+            cond2 = torch.cat([cond, torch.zeros_like(cond)])
+            prompt2 = torch.cat([prompt, torch.zeros_like(prompt)])
+            valid2 = torch.cat([valid, valid])
+        dt = 1.0 / n_steps
+        for i in range(n_steps):
+            t = torch.full((B,), i * dt, device=dev)
+            if use_cfg:
+                v = self.velocity(torch.cat([x, x]), torch.cat([t, t]), cond2, prompt2, valid2)
+                vc, vu = v.chunk(2)
+                v = vc + cfg_strength * (vc - vu)
+            else:
+                v = self.velocity(x, t, cond, prompt, valid)
+            x = x + dt * v
+        return torch.where(in_prompt, prompt, x)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        token_vectors: torch.Tensor,
+        prompt_mel: torch.Tensor | None = None,
+        n_steps: int = 10,
+        cfg_strength: float = 0.7,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """token_vectors (B, T', d_fsq) covering prompt + target (all items full length),
+        prompt_mel (B, Tp, n_mels) log-mel or None -> log-mel (B, 4T' - Tp, n_mels): only the
+        frames after the prompt. cfg_strength w: v = v_cond + w (v_cond - v_uncond).
+        Runs in eval mode (no dropout)."""
+        B, Tt, _ = token_vectors.shape
+        Tp = 0 if prompt_mel is None else prompt_mel.shape[1]
+        if Tp > self.cfg.upsample * Tt:
+            raise ValueError(f"prompt ({Tp} frames) longer than the tokens cover")
+        dev = token_vectors.device
+        lens = torch.full((B,), Tt, device=dev, dtype=torch.long)
+        plens = torch.full((B,), Tp, device=dev, dtype=torch.long)
+        x = self._eval_solve(
+            token_vectors, lens, prompt_mel, plens, n_steps, cfg_strength, generator
+        )
+        return self.norm.denormalize(x[:, Tp:])
+
+    @torch.no_grad()
+    def sample_batch(
+        self,
+        token_vectors: torch.Tensor,
+        token_lens: torch.Tensor,
+        prompt_mel: torch.Tensor | None = None,
+        prompt_lens: torch.Tensor | None = None,
+        n_steps: int = 10,
+        cfg_strength: float = 0.7,
+        generator: torch.Generator | None = None,
+    ) -> list[torch.Tensor]:
+        """Padded batch: token_vectors (B, T', d_fsq), token_lens (B,), prompt_mel
+        (B, Tp, n_mels) right-padded, prompt_lens (B,) -> per item log-mel
+        (4 * token_lens[b] - prompt_lens[b], n_mels)."""
+        B = token_vectors.shape[0]
+        if prompt_lens is None:
+            Tp = 0 if prompt_mel is None else prompt_mel.shape[1]
+            prompt_lens = torch.full((B,), Tp, device=token_vectors.device, dtype=torch.long)
+        x = self._eval_solve(
+            token_vectors, token_lens, prompt_mel, prompt_lens, n_steps, cfg_strength, generator
+        )
+        x = self.norm.denormalize(x)
+        ends = (self.cfg.upsample * token_lens).tolist()
+        return [
+            x[b, int(p) : e]
+            for b, (p, e) in enumerate(zip(prompt_lens.tolist(), ends, strict=True))
+        ]
+
+    def _eval_solve(self, *args) -> torch.Tensor:
+        was_training = self.training
+        self.eval()
+        try:
+            return self._solve(*args)
+        finally:
+            self.train(was_training)

@@ -1,0 +1,166 @@
+"""E1 (paper stage 1): tokenizer, flow, LLM and reward model trained together.
+
+L1 = w_ntp * L_NTP(q | text) + w_fm * L_FM(mel | q) + w_rm * L_R(text, speaker | q)
+
+q are the tokenizer's FSQ vectors with straight-through gradients, so all three losses
+shape the token space: recognizability (RM), reconstructability (FM) and predictability
+(LLM, which reads q through its input MLP). The NTP weight ramps up over
+`ntp_warmup_steps`: early LLM gradients are noise that would pull codes together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..batching import pad
+from ..config import build
+from ..data.features import FeatureSet
+from ..errors import UserError
+from ..flow.model import FlowMatchingConfig, FlowMatchingDecoder
+from ..llm.model import TextToTokenLM, TextToTokenLMConfig
+from ..reward.model import RewardModel, RewardModelConfig
+from ..text import VOCAB_SIZE
+from ..tokenizer.model import SpeechTokenizer, SpeechTokenizerConfig
+from ..tokenizer.train import char_error_rate, codebook_stats
+from ..train import TrainTask
+
+
+@dataclass
+class JointE1Config:
+    ntp_weight: float = 0.1  # paper: LLM / FM / RM = 0.1 / 1.0 / 1.0
+    fm_weight: float = 1.0
+    rm_weight: float = 1.0
+    rm_text_weight: float = 1.0
+    rm_speaker_weight: float = 0.1
+    ntp_warmup_steps: int = 200
+    min_code_usage: float = 0.05  # held-out code usage below this = collapse: stop
+    init_tokenizer: bool = True  # start from the cascade tokenizer (saves CPU time)
+
+
+def speaker_index(speakers: list[str]) -> dict[str, int]:
+    return {s: i for i, s in enumerate(sorted(set(speakers)))}
+
+
+def collate_joint(items: list[dict], speakers: dict[str, int]) -> dict:
+    mel, mel_lens = pad([it["mel"] for it in items])
+    text, text_lens = pad([it["text_ids"] for it in items])
+    spk = torch.tensor([speakers.get(it["speaker"], -1) for it in items])
+    return {"mel": mel, "mel_lens": mel_lens, "text": text, "text_lens": text_lens, "speaker": spk}
+
+
+class JointE1(nn.Module):
+    """All four components; forward(batch) -> (L1, parts)."""
+
+    def __init__(self, tokenizer, flow, llm, reward, cfg: JointE1Config):
+        super().__init__()
+        self.tokenizer, self.flow, self.llm, self.reward = tokenizer, flow, llm, reward
+        self.cfg = cfg
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+
+    def losses(self, batch: dict, generator: torch.Generator | None = None) -> dict:
+        vectors, indices, token_lens = self.tokenizer.encode(batch["mel"], batch["mel_lens"])
+        fm = self.flow.loss(batch["mel"], batch["mel_lens"], vectors, token_lens, generator)
+        ntp, acc = self.llm.loss(batch["text"], batch["text_lens"], vectors, token_lens, indices)
+        rm_out = self.reward(vectors, token_lens)
+        rm, rm_parts = self.reward.loss(
+            rm_out, token_lens, batch["text"], batch["text_lens"], batch["speaker"],
+            self.cfg.rm_text_weight, self.cfg.rm_speaker_weight,
+        )
+        return {"fm": fm, "ntp": ntp, "rm": rm, "acc": acc, "indices": indices,
+                "token_lens": token_lens, "rm_out": rm_out, **rm_parts}
+
+    def forward(self, batch: dict):
+        parts = self.losses(batch)
+        ramp = min(1.0, float(self.step + 1) / max(1, self.cfg.ntp_warmup_steps))
+        if self.training:
+            self.step += 1
+        total = (
+            self.cfg.fm_weight * parts["fm"]
+            + ramp * self.cfg.ntp_weight * parts["ntp"]
+            + self.cfg.rm_weight * parts["rm"]
+        )
+        log = {k: float(parts[k]) for k in ("fm", "ntp", "rm", "acc", "ctc", "speaker_acc")}
+        return total, {**log, "ntp_ramp": ramp}
+
+
+def evaluate_joint(model: JointE1, dev: FeatureSet, speakers: dict, batch_size: int = 16) -> dict:
+    g = torch.Generator().manual_seed(0)
+    sums = {"fm": 0.0, "ntp": 0.0, "rm": 0.0}
+    n, refs, hyps, codes = 0, [], [], []
+    for start in range(0, len(dev), batch_size):
+        batch = collate_joint([dev[i] for i in range(start, min(len(dev), start + batch_size))], speakers)
+        parts = model.losses(batch, generator=g)
+        for k in sums:
+            sums[k] += float(parts[k]) * len(batch["mel"])
+        n += len(batch["mel"])
+        hyps += model.reward.greedy_ctc_decode(parts["rm_out"], parts["token_lens"])
+        refs += [t[:m].tolist() for t, m in zip(batch["text"], batch["text_lens"], strict=True)]
+        codes += [i[:m] for i, m in zip(parts["indices"], parts["token_lens"], strict=True)]
+    c = model.cfg
+    metrics = {f"dev_{k}": v / n for k, v in sums.items()}
+    metrics["dev_loss"] = c.fm_weight * metrics["dev_fm"] + c.ntp_weight * metrics["dev_ntp"] + c.rm_weight * metrics["dev_rm"]
+    metrics["dev_rm_cer"] = char_error_rate(refs, hyps)
+    metrics.update(codebook_stats(torch.cat(codes), model.tokenizer.fsq.codebook_size))
+    if metrics["code_usage"] < c.min_code_usage:
+        raise UserError(
+            f"joint E1: codebook collapsed (held-out code usage {metrics['code_usage']:.3f} < "
+            f"joint_e1.min_code_usage={c.min_code_usage}); lower joint_e1.ntp_weight or raise "
+            "joint_e1.ntp_warmup_steps"
+        )
+    return metrics
+
+
+def build_models(params: dict, n_speakers: int, mel_stats) -> tuple:
+    tok_cfg = build(SpeechTokenizerConfig, {"text_vocab_size": VOCAB_SIZE, **params["tokenizer"]["model"]}, "tokenizer.model")
+    levels = tok_cfg.fsq_levels
+    dim = len(levels)
+    flow_cfg = build(FlowMatchingConfig, {"fsq_dim": dim, **params["flow"]["model"]}, "flow.model")
+    llm_cfg = build(TextToTokenLMConfig, {"text_vocab_size": VOCAB_SIZE, "fsq_levels": levels, **params["llm"]["model"]}, "llm.model")
+    rm_cfg = build(RewardModelConfig, {"fsq_dim": dim, "text_vocab_size": VOCAB_SIZE, "n_speakers": n_speakers, **params["reward"]["model"]}, "reward.model")
+    tokenizer, flow = SpeechTokenizer(tok_cfg), FlowMatchingDecoder(flow_cfg)
+    llm, reward = TextToTokenLM(llm_cfg), RewardModel(rm_cfg)
+    tokenizer.set_normalization(*mel_stats)
+    flow.set_normalization(*mel_stats)
+    return tokenizer, flow, llm, reward
+
+
+def build_task(params: dict, features_dir: Path, init_tokenizer: str | None) -> TrainTask:
+    e1 = params["joint_e1"]
+    cfg = build(JointE1Config, e1["objective"], "joint_e1.objective")
+    train = FeatureSet(features_dir / "train.pt")
+    dev = FeatureSet(features_dir / "dev.pt")
+    speakers = speaker_index([train[i]["speaker"] for i in range(len(train))])
+    tokenizer, flow, llm, reward = build_models(params, len(speakers), train.mel_stats())
+    if cfg.init_tokenizer and init_tokenizer:
+        from ..checkpoint import load_model_file
+
+        tokenizer.load_state_dict(load_model_file(init_tokenizer, "tokenizer")["model"])
+    model = JointE1(tokenizer, flow, llm, reward, cfg)
+
+    def export(m: JointE1) -> dict:
+        return {
+            "model": m.state_dict(),
+            "config": asdict(cfg),
+            "components": {
+                "tokenizer": {"model": m.tokenizer.state_dict(), "config": m.tokenizer.cfg.__dict__},
+                "flow": {"model": m.flow.state_dict(), "config": m.flow.cfg.__dict__},
+                "llm": {"model": m.llm.state_dict(), "config": m.llm.cfg.__dict__},
+                "reward": {"model": m.reward.state_dict(), "config": m.reward.cfg.__dict__,
+                           "speakers": speakers},
+            },
+        }
+
+    return TrainTask(
+        kind="joint_e1",
+        model=model,
+        dataset=train,
+        lengths=train.lengths.tolist(),
+        collate=lambda items: collate_joint(items, speakers),
+        loss=lambda m, b: m(b),
+        evaluate=lambda m: evaluate_joint(m, dev, speakers),
+        export=export,
+    )

@@ -1,0 +1,270 @@
+"""Text-to-speech-token language model: a decoder-only transformer (pre-norm, RoPE).
+
+Sequence per item:  [text ids (L)] <sep> [speech tokens (S)]  -> predicts speech 0..S-1, <eos>.
+    position of <sep>      predicts speech token 0
+    position of speech j   predicts speech token j+1 (the last one predicts <eos>)
+The voice comes from a prompt: at inference the speech part starts with the prompt's tokens.
+
+Speech tokens enter as FSQ code vectors (B, S, d_fsq) through a small MLP, never as an
+embedding-table lookup, so straight-through vectors from the tokenizer (joint training) and
+expected vectors of Gumbel-softmax samples are differentiable inputs. The output head is
+over codebook_size + 1 classes; class K (= codebook_size) is <eos>. <sep> is a learned
+vector; <eos> never needs an input embedding (nothing follows it).
+
+Batching: text is *left*-padded internally so that <sep> and the speech part sit at the same
+index for every item, and each item gets RoPE positions starting at 0 at its first real
+token. Attention is relative, so a padded item sees exactly what it sees unpadded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..nn import Transformer, length_mask
+from ..text import VOCAB_SIZE
+from ..tokenizer.fsq import FSQ
+
+
+@dataclass
+class TextToTokenLMConfig:
+    text_vocab_size: int = VOCAB_SIZE
+    fsq_levels: tuple[int, ...] = (8, 5, 5, 5)
+    d_model: int = 256
+    n_layers: int = 6
+    n_heads: int = 4
+    dropout: float = 0.1
+    max_len: int = 1024  # text + 1 + speech tokens (40 s of speech at 25 Hz): generation guard
+
+
+class TextToTokenLM(nn.Module):
+    def __init__(self, cfg: TextToTokenLMConfig | None = None):
+        super().__init__()
+        cfg = cfg or TextToTokenLMConfig()
+        self.cfg = cfg
+        d = cfg.d_model
+        self.fsq = FSQ(cfg.fsq_levels)  # no parameters: index <-> vector conversion
+        self.codebook_size = self.fsq.codebook_size
+        self.eos_id = self.codebook_size
+        self.text_emb = nn.Embedding(cfg.text_vocab_size, d)
+        self.speech_in = nn.Sequential(nn.Linear(self.fsq.dim, d), nn.GELU(), nn.Linear(d, d))
+        self.sep = nn.Parameter(torch.randn(d) * 0.02)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.transformer = Transformer(d, cfg.n_heads, cfg.n_layers, cfg.dropout, causal=True)
+        self.head = nn.Linear(d, self.codebook_size + 1)
+
+    # ---- teacher forcing -------------------------------------------------------------
+
+    def _embed(
+        self,
+        text_ids: torch.Tensor,
+        text_lens: torch.Tensor,
+        speech_vectors: torch.Tensor,
+        speech_lens: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> x (B, Lmax+1+S, d), valid (B, Lmax+1+S), positions (B, Lmax+1+S)."""
+        B, Lmax = text_ids.shape
+        S = speech_vectors.shape[1]
+        # Left-pad text: slot p holds text position p - (Lmax - L_b).
+        shift = Lmax - text_lens  # (B,)
+        slot = torch.arange(Lmax, device=text_ids.device)[None, :]
+        src = slot - shift[:, None]
+        text_valid = src >= 0
+        text = torch.gather(text_ids, 1, src.clamp_min(0)) * text_valid
+        t = self.text_emb(text) * text_valid[..., None]
+        s = self.speech_in(speech_vectors)
+        sep = self.sep.expand(B, 1, -1).to(s.dtype)
+        x = torch.cat([t.to(s.dtype), sep, s], dim=1)
+        speech_valid = length_mask(speech_lens, S)
+        sep_valid = torch.ones(B, 1, dtype=torch.bool, device=x.device)
+        valid = torch.cat([text_valid, sep_valid, speech_valid], dim=1)
+        positions = torch.arange(Lmax + 1 + S, device=x.device)[None, :] - shift[:, None]
+        return x, valid, positions.clamp_min(0)
+
+    def forward(
+        self,
+        text_ids: torch.Tensor,
+        text_lens: torch.Tensor,
+        speech_vectors: torch.Tensor,
+        speech_lens: torch.Tensor,
+    ) -> torch.Tensor:
+        """text_ids (B, L) right-padded, text_lens (B,), speech_vectors (B, S, d_fsq),
+        speech_lens (B,) -> logits (B, S+1, K+1).
+
+        logits[:, i] predicts speech token i (i < speech_lens) and <eos> at i = speech_lens;
+        positions beyond speech_lens are padding.
+        """
+        x, valid, positions = self._embed(text_ids, text_lens, speech_vectors, speech_lens)
+        h, _ = self.transformer(self.drop(x), valid, positions)
+        Lmax = text_ids.shape[1]
+        return self.head(h[:, Lmax:])  # from <sep> onwards: S + 1 positions
+
+    def targets(self, speech_indices: torch.Tensor, speech_lens: torch.Tensor) -> torch.Tensor:
+        """speech_indices (B, S) -> targets (B, S+1): the tokens, <eos> at speech_lens,
+        -100 (ignored by cross_entropy) after it."""
+        B, S = speech_indices.shape
+        tgt = F.pad(speech_indices, (0, 1), value=-100)
+        pos = torch.arange(S + 1, device=tgt.device)[None, :]
+        tgt = torch.where(pos == speech_lens[:, None], self.eos_id, tgt)
+        return torch.where(pos > speech_lens[:, None], -100, tgt)
+
+    def ce_from_logits(
+        self, logits: torch.Tensor, speech_indices: torch.Tensor, speech_lens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean cross-entropy over valid speech positions + <eos>, and accuracy (no grad)."""
+        tgt = self.targets(speech_indices, speech_lens)
+        ce = F.cross_entropy(logits.float().transpose(1, 2), tgt, ignore_index=-100)
+        with torch.no_grad():
+            keep = tgt != -100
+            acc = (logits.argmax(-1) == tgt)[keep].float().mean()
+        return ce, acc
+
+    def loss(
+        self,
+        text_ids: torch.Tensor,
+        text_lens: torch.Tensor,
+        speech_vectors: torch.Tensor | None,
+        speech_lens: torch.Tensor,
+        speech_indices: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Next-token loss. speech_vectors (B, S, d_fsq) are the inputs (hard, straight-
+        through or soft); None means hard vectors of speech_indices (B, S), the targets.
+
+        -> (cross-entropy, accuracy)."""
+        if speech_vectors is None:
+            speech_vectors = self.fsq.indices_to_vectors(speech_indices)
+        logits = self(text_ids, text_lens, speech_vectors, speech_lens)
+        return self.ce_from_logits(logits, speech_indices, speech_lens)
+
+    # ---- inference -------------------------------------------------------------------
+
+    @staticmethod
+    def _filter(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
+        """logits (V,) -> logits with everything outside top-k / the top-p nucleus at -inf."""
+        if top_k and top_k > 0:
+            kth = torch.topk(logits, min(top_k, logits.numel())).values[-1]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        if 0.0 < top_p < 1.0:
+            sorted_logits, order = torch.sort(logits, descending=True)
+            cum = sorted_logits.softmax(-1).cumsum(-1)
+            # Drop a token when the mass before it already reaches top_p (keeps >= 1 token).
+            drop_sorted = (cum - sorted_logits.softmax(-1)) >= top_p
+            drop = torch.zeros_like(drop_sorted).scatter(0, order, drop_sorted)
+            logits = logits.masked_fill(drop, float("-inf"))
+        return logits
+
+    @staticmethod
+    def _sample(logits: torch.Tensor, generator: torch.Generator | None) -> int:
+        probs = logits.float().softmax(-1)
+        return int(torch.multinomial(probs, 1, generator=generator))
+
+    @torch.no_grad()
+    def generate(
+        self,
+        text_ids: torch.Tensor,
+        prompt_indices: torch.Tensor,
+        fsq: FSQ | None = None,
+        max_new_tokens: int = 500,
+        temperature: float = 1.0,
+        top_k: int = 25,
+        top_p: float = 0.8,
+        repetition_window: int = 10,
+        repetition_threshold: float = 0.1,
+        min_new_tokens: int = 0,
+        use_kv_cache: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Sample speech tokens for one item.
+
+        text_ids (L,) long: the prompt's text followed by the text to speak.
+        prompt_indices (P,) long (P may be 0): the prompt's speech tokens.
+        fsq: the quantizer mapping indices to vectors (default: this model's own, same
+        levels). temperature <= 0 means greedy (argmax, no re-sampling).
+        Repetition-aware sampling (VALL-E 2 / CosyVoice 2): a token drawn by top-k/top-p that
+        already occurs in the last `repetition_window` generated tokens at least
+        repetition_window * repetition_threshold times is re-drawn from the full
+        (temperature-scaled) distribution, which breaks loops without hurting stability.
+        <eos> is suppressed for the first min_new_tokens steps. Generation stops at <eos>,
+        after max_new_tokens, or when the sequence would exceed cfg.max_len.
+
+        -> new token indices (N,) long, <eos> excluded. Runs in eval mode (no dropout).
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            return self._generate(
+                text_ids,
+                prompt_indices,
+                fsq or self.fsq,
+                max_new_tokens,
+                temperature,
+                top_k,
+                top_p,
+                repetition_window,
+                repetition_threshold,
+                min_new_tokens,
+                use_kv_cache,
+                generator,
+            )
+        finally:
+            self.train(was_training)
+
+    def _generate(
+        self,
+        text_ids,
+        prompt_indices,
+        fsq,
+        max_new_tokens,
+        temperature,
+        top_k,
+        top_p,
+        repetition_window,
+        repetition_threshold,
+        min_new_tokens,
+        use_kv_cache,
+        generator,
+    ) -> torch.Tensor:
+        device = self.head.weight.device
+        text_ids = text_ids.to(device).view(1, -1)
+        prompt_indices = prompt_indices.to(device).view(1, -1)
+        L, P = text_ids.shape[1], prompt_indices.shape[1]
+        budget = self.cfg.max_len - (L + 1 + P)
+        max_new = max(0, min(max_new_tokens, budget))
+
+        prompt_vec = fsq.indices_to_vectors(prompt_indices).to(self.sep.dtype)
+        x, _, positions = self._embed(
+            text_ids, torch.tensor([L], device=device), prompt_vec, torch.tensor([P], device=device)
+        )
+        new: list[int] = []
+        cache = None
+        seq = x  # full input so far, for the no-cache path
+        for step in range(max_new):
+            if use_kv_cache:
+                if cache is None:
+                    h, cache = self.transformer(x, positions=positions[0], use_cache=True)
+                else:
+                    pos = positions[0, -1:] + step  # continues after the prefill
+                    h, cache = self.transformer(x, positions=pos, cache=cache, use_cache=True)
+            else:
+                h, _ = self.transformer(seq)
+            logits = self.head(h[0, -1]).float()
+            if step < min_new_tokens:
+                logits[self.eos_id] = float("-inf")
+            if temperature <= 0:
+                tok = int(logits.argmax())
+            else:
+                logits = logits / temperature
+                tok = self._sample(self._filter(logits, top_k, top_p), generator)
+                window = new[-repetition_window:] if repetition_window > 0 else []
+                if window and window.count(tok) >= repetition_window * repetition_threshold:
+                    tok = self._sample(logits, generator)
+            if tok == self.eos_id:
+                break
+            new.append(tok)
+            vec = fsq.indices_to_vectors(torch.tensor([[tok]], device=device))
+            x = self.speech_in(vec.to(self.sep.dtype))  # (1, 1, d)
+            seq = torch.cat([seq, x], dim=1)
+        return torch.tensor(new, dtype=torch.long, device=device)

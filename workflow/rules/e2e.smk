@@ -1,0 +1,119 @@
+# End-to-end training (METHOD.md): E1 joint tokenizer -> stage-2 consolidation and reward
+# fitting -> E2 LLM through the frozen flow and reward model.
+
+
+rule train_joint_e1:
+    input:
+        features=expand("data/features/{split}.pt", split=["train", "dev"]),
+        init=(
+            [f"{CKPT}/cascade/tokenizer/final.pt"]
+            if config["joint_e1"].get("objective", {}).get("init_tokenizer", True)
+            else []
+        ),
+    output:
+        model=f"{CKPT}/e2e_tok/joint_e1/final.pt",
+    params:
+        cfg=section_json("seed", "tokenizer", "flow", "llm", "reward", "joint_e1"),
+        out_dir=lambda wc, output: os.path.dirname(output.model),
+        init=lambda wc, input: f"--init {input.init}" if input.init else "",
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=120,
+        gpu=1,
+    conda:
+        CONDA_ENV
+    log:
+        "logs/e2e_tok/train_joint_e1.log",
+    benchmark:
+        "benchmarks/e2e_tok/train_joint_e1.tsv"
+    shell:
+        "e2etts train joint_e1 --params {params.cfg:q} {params.init}"
+        " --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"
+
+
+rule export_joint_e1:
+    input:
+        model=rules.train_joint_e1.output.model,
+    output:
+        parts=expand(f"{CKPT}/e2e_tok/init/{{part}}.pt", part=["tokenizer", "flow", "llm", "reward"]),
+    params:
+        out_dir=lambda wc, output: os.path.dirname(output.parts[0]),
+    localrule: True
+    conda:
+        CONDA_ENV
+    log:
+        "logs/e2e_tok/export_joint_e1.log",
+    shell:
+        "e2etts export-components --checkpoint {input.model} --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule frozen_e1_tokenizer:
+    input:
+        f"{CKPT}/e2e_tok/init/tokenizer.pt",
+    output:
+        f"{CKPT}/e2e_tok/tokenizer/final.pt",
+    localrule: True
+    conda:
+        CONDA_ENV
+    log:
+        "logs/e2e_tok/frozen_tokenizer.log",
+    shell:
+        "cp {input} {output} 2> {log}"
+
+
+rule fit_reward:
+    input:
+        tokens=expand("data/tokens/e2e_tok/{split}.pt", split=["train", "dev"]),
+        init=f"{CKPT}/e2e_tok/init/reward.pt",
+    output:
+        model=f"{CKPT}/e2e_tok/reward/final.pt",
+    params:
+        cfg=section_json("seed", "reward"),
+        tokens_dir=lambda wc, input: os.path.dirname(input.tokens[0]),
+        out_dir=lambda wc, output: os.path.dirname(output.model),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=0,
+    conda:
+        CONDA_ENV
+    log:
+        "logs/e2e_tok/fit_reward.log",
+    benchmark:
+        "benchmarks/e2e_tok/fit_reward.tsv"
+    shell:
+        "e2etts train reward --params {params.cfg:q} --tokens-dir {params.tokens_dir}"
+        " --init {input.init} --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"
+
+
+rule train_joint_e2:
+    input:
+        tokens=expand("data/tokens/e2e_tok/{split}.pt", split=["train", "dev"]),
+        llm=f"{CKPT}/e2e_tok/llm/final.pt",
+        flow=f"{CKPT}/e2e_tok/flow/final.pt",
+        reward=f"{CKPT}/e2e_tok/reward/final.pt",
+    output:
+        model=f"{CKPT}/e2e_{{variant}}/llm/final.pt",
+    wildcard_constraints:
+        variant="fm|full",
+    params:
+        cfg=lambda wc: section_json("seed", f"joint_e2_{wc.variant}"),
+        tokens_dir=lambda wc, input: os.path.dirname(input.tokens[0]),
+        out_dir=lambda wc, output: os.path.dirname(output.model),
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=120,
+        gpu=1,
+    conda:
+        CONDA_ENV
+    log:
+        "logs/e2e_{variant}/train_joint_e2.log",
+    benchmark:
+        "benchmarks/e2e_{variant}/train_joint_e2.tsv"
+    shell:
+        "e2etts train joint_e2 --section joint_e2_{wildcards.variant} --params {params.cfg:q}"
+        " --tokens-dir {params.tokens_dir} --init {input.llm} --flow {input.flow}"
+        " --reward {input.reward} --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"
