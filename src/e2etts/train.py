@@ -317,12 +317,15 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> di
             batch_pos += 1
             if progress is not None:
                 progress.update(1)
+            if step % cfg.log_every == 0 or step == 1:
+                # The logged loss is the global-batch mean, comparable across world sizes.
+                global_loss = float(dist_util.all_reduce_mean(loss.detach().float(), info))
             if info.is_main and (step % cfg.log_every == 0 or step == 1):
                 logs["train"].write(
                     {
                         "step": step,
                         "epoch": epoch,
-                        "loss": float(loss.detach()),
+                        "loss": global_loss,
                         **{k: float(v) for k, v in parts.items()},
                         "grad_norm": float(grad_norm),
                         "lr": scheduler.get_last_lr()[0],
