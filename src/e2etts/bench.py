@@ -1,0 +1,158 @@
+"""Benchmarks: `python -m e2etts.bench` prints figures measured in one run on this machine.
+
+- matmul peak (fp32, bf16) of this machine, the reference for model-FLOPs utilization
+- training throughput per stage (mel frames/s) at the params.yaml model sizes, and MFU
+  (model FLOPs ~ 6 x parameters x tokens processed, a standard estimate)
+- synthesis cost per stage: LLM decoding with and without the KV cache (and the speed-up),
+  one flow-matching Euler step, the vocoder; as real-time factors for 3 s of speech
+- peak resident memory of the process
+
+Models are randomly initialized: speed does not depend on the weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+
+import torch
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 1024, repeat: int = 10) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(repeat):
+        a @ b
+    return 2 * n**3 * repeat / (time.perf_counter() - t) / 1e9
+
+
+def _timed(fn, repeat: int) -> float:
+    fn()
+    t = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - t) / repeat
+
+
+def _train_step(model, loss_fn, precision: str):
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+
+    def step():
+        ctx = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+        with ctx:
+            loss = loss_fn()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def run(params_path: str = "params.yaml", threads: int = 1, repeat: int = 3) -> dict:
+    from .config import build, load_params
+    from .flow.model import FlowMatchingConfig, FlowMatchingDecoder
+    from .llm.model import TextToTokenLM, TextToTokenLMConfig
+    from .text import VOCAB_SIZE
+    from .tokenizer.model import SpeechTokenizer, SpeechTokenizerConfig
+    from .vocoder.griffinlim import griffin_lim
+    from .vocoder.vocos import VocosConfig, VocosVocoder
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    params = load_params(params_path)
+    out: dict = {"threads": threads}
+    peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
+    out["matmul_gflops"] = {"fp32": peak32, "bf16": peak16}
+
+    B, frames, chars = 16, 300, 45  # a batch of 3 s utterances
+    tokens = frames // 4
+    mel = torch.randn(B, frames, 80)
+    mel_lens = torch.full((B,), frames)
+    text = torch.randint(1, VOCAB_SIZE, (B, chars))
+    text_lens = torch.full((B,), chars)
+    codes = torch.randint(0, 1000, (B, tokens))
+    code_lens = torch.full((B,), tokens)
+
+    tok = SpeechTokenizer(build(SpeechTokenizerConfig, params["tokenizer"]["model"], "tokenizer.model"))
+    llm = TextToTokenLM(build(TextToTokenLMConfig, {"fsq_levels": tok.cfg.fsq_levels, **params["llm"]["model"]}, "llm.model"))
+    flow = FlowMatchingDecoder(build(FlowMatchingConfig, {"fsq_dim": tok.fsq.dim, **params["flow"]["model"]}, "flow.model"))
+    codes = codes % tok.fsq.codebook_size
+    vectors = tok.fsq.indices_to_vectors(codes)
+    crop = params["flow"].get("crop_tokens", 0) or tokens
+
+    stages = {
+        "tokenizer": (tok, lambda: tok.ctc_loss(tok(mel, mel_lens), text, text_lens), B * frames, B * tokens),
+        "llm": (llm, lambda: llm.loss(text, text_lens, None, code_lens, codes)[0], B * frames, B * (tokens + chars)),
+        "flow": (flow, lambda: flow.loss(mel[:, : 4 * crop], torch.full((B,), 4 * crop),
+                                           vectors[:, :crop], torch.full((B,), crop)), B * 4 * crop, B * 4 * crop),
+    }
+    precision = {k: params[k]["train"].get("precision", "fp32") for k in stages}
+    out["train"] = {}
+    for name, (model, loss_fn, mel_frames, positions) in stages.items():
+        seconds = _timed(_train_step(model, loss_fn, precision[name]), repeat)
+        n_params = sum(p.numel() for p in model.parameters())
+        flops = 6 * n_params * positions / seconds
+        peak = peak16 if precision[name] == "bf16" else peak32
+        out["train"][name] = {
+            "params_m": n_params / 1e6,
+            "step_s": seconds,
+            "mel_frames_per_s": mel_frames / seconds,
+            "mfu": flops / (peak * 1e9),
+            "precision": precision[name],
+        }
+
+    # Synthesis of 3 s of speech (75 tokens) after a 20-token prompt.
+    syn = params["synthesis"]
+    text1 = text[0]
+    prompt = codes[0, :20]
+    n_new = 75
+    llm.eval()
+    flow.eval()
+    with torch.no_grad():
+        def gen(cache: bool):
+            return llm.generate(text1, prompt, max_new_tokens=n_new, min_new_tokens=n_new,
+                                use_kv_cache=cache, generator=torch.Generator().manual_seed(0))
+
+        t_cache = _timed(lambda: gen(True), 1)
+        t_nocache = _timed(lambda: gen(False), 1)
+        all_vec = tok.fsq.indices_to_vectors(codes[:1, : 20 + n_new])
+        t_flow = _timed(lambda: flow.sample(all_vec, mel[:1, :80], n_steps=1, cfg_strength=syn["cfg_strength"]), 2)
+        gl_iters = params["vocoder"].get("griffinlim_iters", 32)
+        t_gl = _timed(lambda: griffin_lim(mel[0], n_iter=gl_iters), 2)
+        vocos = VocosVocoder(VocosConfig()).eval()
+        t_vocos = _timed(lambda: vocos(mel[:1]), 2)
+    audio_s = n_new / 25
+    out["synthesis_3s"] = {
+        "llm_kv_cache_rtf": t_cache / audio_s,
+        "llm_no_cache_rtf": t_nocache / audio_s,
+        "kv_cache_speedup": t_nocache / t_cache,
+        "flow_per_euler_step_rtf": t_flow / audio_s,
+        "flow_rtf_at_n_steps": t_flow * syn["n_steps"] / audio_s,
+        "griffinlim_rtf": t_gl / audio_s,
+        "vocos_rtf": t_vocos / audio_s,
+        "total_rtf_griffinlim": (t_cache + t_flow * syn["n_steps"] + t_gl) / audio_s,
+    }
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default=None, help="also write the figures as JSON here")
+    args = parser.parse_args()
+    result = run(args.params, args.threads)
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.out:
+        from .atomic import write_text
+
+        write_text(args.out, text + "\n")
+
+
+if __name__ == "__main__":
+    main()
