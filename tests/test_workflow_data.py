@@ -18,13 +18,13 @@ def test_snakemake_lint_and_dry_run():
 
 def test_data_stages_snakemake_then_dvc(tmp_path):
     repo = copy_repo(tmp_path / "repo")
-    run(["snakemake", "--cores", "2", "--configfile", "config/smoke.yaml", "data_all"], repo)
+    run(["snakemake", "data_all", "--cores", "2", "--configfile", "config/smoke.yaml"], repo)
     train = pd.read_csv(repo / "data/manifests/train.tsv", sep="\t")
     test = pd.read_csv(repo / "data/manifests/test.tsv", sep="\t")
     assert {"utt_id", "speaker", "text", "wav", "duration"} <= set(train.columns)
     assert not set(test["text"]) & set(train["text"])
     assert (repo / "logs/data/prepare_corpus.log").stat().st_size > 0
-    nothing = run(["snakemake", "-n", "--configfile", "config/smoke.yaml", "data_all"], repo).stdout
+    nothing = run(["snakemake", "data_all", "-n", "--configfile", "config/smoke.yaml"], repo).stdout
     assert "Nothing to be done" in nothing
 
     # DVC: the smoke values become params.yaml of this copy; stage runs, then is clean.

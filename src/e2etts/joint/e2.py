@@ -41,13 +41,28 @@ class JointE2Config:
     tau_anneal_steps: int = 1000
 
 
+class _StraightThrough(torch.autograd.Function):
+    """Forward: the hard one-hot, exactly. Backward: the gradient goes to the soft sample.
+
+    (hard + soft - soft.detach() is off by float rounding, so not exactly one-hot.)"""
+
+    @staticmethod
+    def forward(ctx, hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
+        return hard.clone()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return None, grad
+
+
 def gumbel_straight_through(logits: torch.Tensor, tau: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """logits (..., K) -> one-hot (..., K) forward, gradient of softmax((logits + g) / tau)."""
     u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=torch.float32)
-    gumbel = -torch.log(-torch.log(u.clamp_min(1e-10)).clamp_min(1e-10))
+    neg_log_u = (-torch.log(u.clamp_min(1e-10))).clamp_min(1e-10)
+    gumbel = -torch.log(neg_log_u)
     soft = F.softmax((logits.float() + gumbel) / tau, dim=-1)
     hard = F.one_hot(soft.argmax(-1), soft.shape[-1]).to(soft.dtype)
-    return hard + soft - soft.detach()
+    return _StraightThrough.apply(hard, soft)
 
 
 class _Frozen(nn.Module):
@@ -120,7 +135,7 @@ class JointE2(nn.Module):
         tau = self.tau()
         if self.training:
             self.step += 1
-        return self.total(parts), {**{k: float(v) for k, v in parts.items()}, "tau": tau}
+        return self.total(parts), {**{k: float(v.detach()) for k, v in parts.items()}, "tau": tau}
 
 
 def evaluate_e2(model: JointE2, dev: TokenizedSet, speakers: dict, batch_size: int = 16) -> dict:
