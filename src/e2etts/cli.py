@@ -306,14 +306,14 @@ def cmd_report(args) -> None:
     items = pd.read_csv(args.items, sep="\t", keep_default_na=False)
     per_utt = {
         name: pd.read_csv(Path(args.metrics_dir) / f"{name}.tsv", sep="\t", keep_default_na=False)
-        for name in summary["systems"]
+        for name in summary
     }
-    wav_dirs = {name: Path(args.samples_dir) / name for name in summary["systems"]}
+    wav_dirs = {name: Path(args.samples_dir) / name for name in summary}
     curves = {}
     for log in sorted(Path(args.checkpoints_dir).glob("*/*/*_log.tsv")):
         system, component = log.parts[-3], log.parts[-2]
         curves[f"{system}/{component}/{log.stem.replace('_log', '')}"] = pd.read_csv(log, sep="\t")
-    build_report(summary, per_utt, items, wav_dirs, curves, Path(args.out_dir))
+    build_report(summary, per_utt, items, wav_dirs, curves, Path(args.out_dir), n_audio=args.n_audio)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -423,6 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-dir", required=True)
     p.add_argument("--samples-dir", required=True)
     p.add_argument("--checkpoints-dir", default="results/checkpoints")
+    p.add_argument("--n-audio", type=int, default=5, help="test items with audio players")
     p.add_argument("--out-dir", required=True)
     return parser
 

@@ -158,6 +158,7 @@ rule report:
         readme="results/report/README.md",
     params:
         out_dir=lambda wc, output: os.path.dirname(output.html),
+        n_audio=config["eval"].get("report_items", 5),
     threads: 1
     conda:
         CONDA_ENV
@@ -166,4 +167,5 @@ rule report:
     shell:
         "e2etts report --summary {input.summary} --items {input.test_items}"
         " --metrics-dir results/metrics/systems --samples-dir results/samples"
-        " --checkpoints-dir results/checkpoints --out-dir {params.out_dir} > {log} 2>&1"
+        " --checkpoints-dir results/checkpoints --n-audio {params.n_audio}"
+        " --out-dir {params.out_dir} > {log} 2>&1"

@@ -1,0 +1,55 @@
+"""The whole pipeline on the smoke configuration: data -> cascade -> E2E -> evaluation ->
+report, in a throw-away copy of the repository."""
+
+import json
+
+import pytest
+from workflow_utils import copy_repo, run
+
+pytestmark = pytest.mark.slow
+
+SYSTEMS = ["cascade", "e2e_tok", "e2e_fm", "e2e_full"]
+TOPLINES = ["gt", "gt_vocoded", "resynth_cascade", "resynth_e2e_tok"]
+
+
+@pytest.fixture(scope="module")
+def smoke_repo(tmp_path_factory):
+    repo = copy_repo(tmp_path_factory.mktemp("smoke") / "repo")
+    run(["snakemake", "--cores", "2", "--configfile", "config/smoke.yaml"], repo, timeout=900)
+    return repo
+
+
+def test_summary_has_every_system_and_topline(smoke_repo):
+    summary = json.loads((smoke_repo / "results/metrics/summary.json").read_text())
+    assert set(summary) == set(SYSTEMS + TOPLINES)
+    for name, m in summary.items():
+        assert {"wer", "wer_ci95", "sim", "sim_ci95", "rtf", "n_items"} <= set(m), name
+        assert m["n_items"] == 4
+        assert 0.0 <= m["wer_ci95"][0] <= m["wer"] <= m["wer_ci95"][1] or m["wer"] > 1.0
+    assert "p_wer_lower_than_cascade" in summary["e2e_full"]
+    # Ground truth of the flite corpus is intelligible to the judge.
+    assert summary["gt"]["wer"] < 0.5
+
+
+def test_report_and_synthesis_cli(smoke_repo):
+    html = (smoke_repo / "results/report/index.html").read_text()
+    assert "<svg" in html and "data:audio/wav;base64," in html
+    readme = (smoke_repo / "results/report/README.md").read_text()
+    assert "cascade" in readme and "e2e_full" in readme
+    items = (smoke_repo / "results/eval/items.tsv").read_text().splitlines()
+    header, first = items[0].split("\t"), items[1].split("\t")
+    row = dict(zip(header, first, strict=True))
+    out = smoke_repo / "cli.wav"
+    proc = run(["e2etts", "synthesize", "--system", "results/checkpoints/e2e_full",
+                "--text", "a short unseen sentence.", "--prompt-wav", row["prompt_wav"],
+                "--prompt-text", row["prompt_text"], "--out", str(out)], smoke_repo)
+    assert "RTF" in proc.stdout
+    import soundfile as sf
+
+    info = sf.info(str(out))
+    assert info.samplerate == 16000 and info.channels == 1 and info.frames > 0
+
+
+def test_second_run_does_nothing(smoke_repo):
+    out = run(["snakemake", "-n", "--configfile", "config/smoke.yaml"], smoke_repo).stdout
+    assert "Nothing to be done" in out
