@@ -53,3 +53,20 @@ def test_report_and_synthesis_cli(smoke_repo):
 def test_second_run_does_nothing(smoke_repo):
     out = run(["snakemake", "-n", "--configfile", "config/smoke.yaml"], smoke_repo).stdout
     assert "Nothing to be done" in out
+
+
+def test_report_renders_in_headless_chromium(smoke_repo, tmp_path):
+    import shutil
+    import subprocess
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian chromium not installed (make setup installs it)")
+    shot = tmp_path / "report.png"
+    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1200,1600",
+           (smoke_repo / "results/report/index.html").as_uri()]
+    subprocess.run(cmd, capture_output=True, timeout=120)
+    # A blank 1200x1600 page compresses to a few kB; tables, charts and players do not.
+    assert shot.exists() and shot.stat().st_size > 20_000
