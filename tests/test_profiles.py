@@ -7,10 +7,10 @@ pytestmark = pytest.mark.slow
 
 
 def test_slurm_profile_dry_run():
-    out = run(["snakemake", "-n", "--profile", "workflow/profiles/slurm"], REPO).stdout
+    out = run(["snakemake", "-n", "--forceall", "--profile", "workflow/profiles/slurm"], REPO).stdout
     assert "train_joint_e2" in out and "train_tokenizer" in out
 
 
 def test_default_profile_dry_run():
-    out = run(["snakemake", "-n", "--profile", "workflow/profiles/default"], REPO).stdout
+    out = run(["snakemake", "-n", "--forceall", "--profile", "workflow/profiles/default"], REPO).stdout
     assert "report" in out

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.slow
 
 def test_snakemake_lint_and_dry_run():
     run(["snakemake", "--lint"], REPO)
-    out = run(["snakemake", "-n", "--configfile", "config/smoke.yaml"], REPO).stdout
+    out = run(["snakemake", "-n", "--forceall", "--configfile", "config/smoke.yaml"], REPO).stdout
     assert "prepare_corpus" in out
 
 

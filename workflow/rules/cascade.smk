@@ -2,26 +2,6 @@
 # cascade: each component trained on its own (METHOD.md, "Cascaded baseline").
 # e2e_tok: tokenizer from joint E1 (frozen); LLM and flow continue from their E1 weights
 #          with the `stage2` schedule.
-CKPT = "results/checkpoints"
-
-
-def stage2_init(component):
-    """Input function: E1 weights to start from, for e2e_tok only."""
-
-    def inner(wc):
-        return [f"{CKPT}/e2e_tok/init/{component}.pt"] if wc.system == "e2e_tok" else []
-
-    return inner
-
-
-def component_cfg(component):
-    def inner(wc):
-        keys = ("seed", component, "stage2") if wc.system == "e2e_tok" else ("seed", component)
-        return section_json(*keys)
-
-    return inner
-
-
 rule train_tokenizer:
     input:
         features=expand("data/features/{split}.pt", split=["train", "dev"]),
@@ -122,18 +102,6 @@ rule train_flow:
     shell:
         "e2etts train flow --params {params.cfg:q} --tokens-dir {params.tokens_dir} {params.init}"
         " --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"
-
-
-def system_components(wc):
-    """Which checkpoints make up each system (METHOD.md, 'Systems the report compares')."""
-    tok_system = "cascade" if wc.system == "cascade" else "e2e_tok"
-    llm_system = wc.system if wc.system != "cascade" else "cascade"
-    return {
-        "tokenizer": f"{CKPT}/{tok_system}/tokenizer/final.pt",
-        "llm": f"{CKPT}/{llm_system}/llm/final.pt",
-        "flow": f"{CKPT}/{tok_system}/flow/final.pt",
-        "vocoder": vocoder_checkpoint(),
-    }
 
 
 rule assemble_system:

@@ -1,15 +1,18 @@
-"""Feature cache per split: 80-bin log-mel (float16) and text ids, one torch file.
+"""Feature cache per split: 80-bin log-mel (float16) and text ids, in ONE torch file.
 
-Layout (a single file keeps loading fast and the DVC out simple):
-  {"utt_id": [...], "speaker": [...], "text": [...], "text_ids": [LongTensor],
-   "mel": float16 (total_frames, 80) concatenated, "offsets": (N,), "lengths": (N,),
-   "mel_config": dict}
+Layout (one file keeps loading fast and the DVC out simple):
+  {"utt_id": [str], "speaker": [str], "text": [str], "text_ids": [LongTensor (chars,)],
+   "mel": float16 (total_frames, n_mels), all utterances concatenated,
+   "offsets": LongTensor (N,) first frame of each utterance, "lengths": LongTensor (N,),
+   "mel_config": dict (MelConfig fields)}
+frames per utterance = samples // hop_length + 1 (centered STFT).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -17,49 +20,94 @@ import torch
 
 from ..atomic import torch_save
 from ..audio import MelConfig, load_wav, log_mel
-from ..errors import DataError
+from ..errors import DataError, UserError
 from ..text import encode, normalize
 
 log = logging.getLogger(__name__)
+DEFAULT_MEL = MelConfig()  # frozen, so one shared default instance is safe
 
 
-def extract_features(manifest: pd.DataFrame, out_path: Path, mel_cfg: MelConfig = MelConfig(), threads: int = 1) -> dict:
-    """Log-mel + text ids for every row of a validated manifest, saved atomically."""
-    torch.set_num_threads(max(1, threads))
-    mels, text_ids = [], []
-    for row in manifest.itertuples():
-        with torch.no_grad():
-            mels.append(log_mel(load_wav(row.wav, mel_cfg.sample_rate), mel_cfg).to(torch.float16))
-        try:
-            text_ids.append(torch.tensor(encode(normalize(row.text)), dtype=torch.long))
-        except ValueError as exc:
-            raise DataError(row.wav, f"utt {row.utt_id}: {exc}") from None
+def extract_features(
+    manifest: pd.DataFrame,
+    out_path: str | Path,
+    mel_cfg: MelConfig = DEFAULT_MEL,
+    threads: int = 1,
+) -> dict:
+    """Log-mel + text ids for every row of a (validated) manifest, saved atomically.
+
+    Nothing is written unless every row succeeds. Returns a summary dict
+    (utterances, frames, seconds).
+    """
+    missing = {"utt_id", "speaker", "text", "wav"} - set(manifest.columns)
+    if missing:
+        raise UserError(f"manifest lacks columns {sorted(missing)}")
+    if manifest.empty:
+        raise UserError(f"empty manifest: no features to write to {out_path}")
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(threads)))
+    start = time.monotonic()
+    mels: list[torch.Tensor] = []
+    text_ids: list[torch.Tensor] = []
+    try:
+        rows = zip(manifest["utt_id"], manifest["text"], manifest["wav"], strict=True)
+        with torch.inference_mode():
+            for utt_id, text, wav in rows:
+                try:
+                    ids = encode(normalize(str(text)))
+                except ValueError as exc:
+                    raise DataError(wav, f"utt {utt_id}: {exc}") from None
+                if not ids:
+                    raise DataError(wav, f"utt {utt_id}: empty text")
+                text_ids.append(torch.tensor(ids, dtype=torch.long))
+                audio = load_wav(wav, mel_cfg.sample_rate)
+                if audio.numel() <= mel_cfg.n_fft // 2:  # the centered STFT's reflect padding
+                    raise DataError(
+                        wav,
+                        f"utt {utt_id}: {audio.numel()} samples is too short for log-mel "
+                        f"(needs > {mel_cfg.n_fft // 2}); validate the manifest first",
+                    )
+                mels.append(log_mel(audio, mel_cfg).to(torch.float16))
+    finally:
+        torch.set_num_threads(previous_threads)
     lengths = torch.tensor([m.shape[0] for m in mels], dtype=torch.long)
     offsets = torch.cumsum(lengths, 0) - lengths
     payload = {
-        "utt_id": manifest["utt_id"].astype(str).tolist(),
-        "speaker": manifest["speaker"].astype(str).tolist(),
-        "text": manifest["text"].astype(str).tolist(),
+        "utt_id": [str(u) for u in manifest["utt_id"]],
+        "speaker": [str(s) for s in manifest["speaker"]],
+        "text": [normalize(str(t)) for t in manifest["text"]],
         "text_ids": text_ids,
-        "mel": torch.cat(mels) if mels else torch.zeros(0, mel_cfg.n_mels, dtype=torch.float16),
+        "mel": torch.cat(mels),
         "offsets": offsets,
         "lengths": lengths,
         "mel_config": dataclasses.asdict(mel_cfg),
     }
     torch_save(out_path, payload)
-    log.info("%d utterances, %d frames -> %s", len(mels), int(lengths.sum()), out_path)
-    return {"utterances": len(mels), "frames": int(lengths.sum())}
+    seconds = time.monotonic() - start
+    frames = int(lengths.sum())
+    log.info("features: %d utterances, %d frames (%.2f h) in %.1f s -> %s",
+             len(mels), frames, frames * mel_cfg.hop_length / mel_cfg.sample_rate / 3600,
+             seconds, out_path)  # fmt: skip
+    return {"utterances": len(mels), "frames": frames, "seconds": round(seconds, 2)}
 
 
 class FeatureSet:
-    """Random access to a feature file: item i -> dict(utt_id, speaker, text_ids, mel (T, 80))."""
+    """Random access to a feature file.
+
+    ``fs[i]`` -> dict(utt_id, speaker, text_ids LongTensor (chars,), mel float32 (T, n_mels)).
+    Attributes: ``lengths`` (N,) frames per item, ``mel`` float16 (total_frames, n_mels),
+    ``utt_ids``, ``speakers``, ``texts``, ``mel_config`` (MelConfig).
+    """
 
     def __init__(self, path: str | Path):
-        path = Path(path)
-        if not path.exists():
-            raise DataError(path, "feature file not found; run the extract_features rule")
-        self.path = path
-        data = torch.load(path, map_location="cpu", weights_only=False)
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise DataError(self.path, "feature file not found; run the extract_features rule")
+        try:
+            data = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise DataError(
+                self.path, f"cannot load the feature file ({exc}); re-run extract_features"
+            ) from None
         self.utt_ids: list[str] = data["utt_id"]
         self.speakers: list[str] = data["speaker"]
         self.texts: list[str] = data["text"]
@@ -67,12 +115,15 @@ class FeatureSet:
         self.mel: torch.Tensor = data["mel"]
         self.offsets: torch.Tensor = data["offsets"]
         self.lengths: torch.Tensor = data["lengths"]
-        self.mel_config = data["mel_config"]
+        self.mel_config = MelConfig(**data["mel_config"])
 
     def __len__(self) -> int:
         return len(self.utt_ids)
 
     def __getitem__(self, i: int) -> dict:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"item {i} of a {len(self)}-item feature set")
+        i = i % len(self)
         start, n = int(self.offsets[i]), int(self.lengths[i])
         return {
             "utt_id": self.utt_ids[i],
@@ -82,6 +133,15 @@ class FeatureSet:
         }
 
     def mel_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-bin mean and std (80,) over every frame of the split."""
-        mel = self.mel.float()
-        return mel.mean(0), mel.std(0).clamp_min(1e-3)
+        """Per-bin mean and std, each (n_mels,), over every frame of the set (float32)."""
+        # Chunked float64 sums: a float64 copy of a whole split would be ~1 GB.
+        total = torch.zeros(self.mel.shape[1], dtype=torch.float64)
+        squares = torch.zeros_like(total)
+        for chunk in self.mel.split(65536):
+            chunk = chunk.double()
+            total += chunk.sum(0)
+            squares += chunk.square().sum(0)
+        n = max(self.mel.shape[0], 1)
+        mean = total / n
+        var = (squares - n * mean.square()).clamp_min(0) / max(n - 1, 1)
+        return mean.float(), var.sqrt().clamp_min(1e-3).float()

@@ -1,83 +1,169 @@
-"""Readers for real corpora at a user-given path, producing the same manifest columns.
+"""Readers for real corpora, producing manifest rows (utt_id, speaker, text, wav).
 
-LJSpeech-1.1: <root>/metadata.csv (id|text|normalized text, no header) + <root>/wavs/<id>.wav
-LibriTTS:     <root>/[subset/]<speaker>/<chapter>/<utt>.wav + <utt>.normalized.txt
+LJSpeech-1.1: <root>/metadata.csv (``id|text|normalized text``, no header, no quoting)
+              and <root>/wavs/<id>.wav; one speaker, "LJ".
+LibriTTS:     <root>/[<subset>/]<speaker>/<chapter>/<utt>.wav with a sibling
+              <utt>.normalized.txt; found by a recursive glob, so the root may hold
+              several subsets (train-clean-100, dev-clean, ...).
+
+Audio is not opened here: validation decodes, downmixes and resamples every file.
 """
 
 from __future__ import annotations
 
 import csv
-import random
+import logging
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..errors import UserError
 from ..text import normalize
 
+log = logging.getLogger(__name__)
 COLUMNS = ["utt_id", "speaker", "text", "wav"]
 
 
 def read_ljspeech(root: str | Path) -> pd.DataFrame:
+    """LJSpeech-1.1 -> DataFrame[utt_id, speaker="LJ", text (normalized column), wav]."""
     root = Path(root)
     meta = root / "metadata.csv"
-    if not meta.exists():
-        raise UserError(f"{meta}: not found; data.corpus_path must point at the LJSpeech-1.1 "
-                        "folder holding metadata.csv and wavs/")
+    if not meta.is_file():
+        raise UserError(
+            f"{meta}: not found; data.corpus_path must point at the LJSpeech-1.1 folder "
+            "that holds metadata.csv and wavs/"
+        )
     rows = []
-    with meta.open(encoding="utf-8") as fh:
-        for n, fields in enumerate(csv.reader(fh, delimiter="|", quoting=csv.QUOTE_NONE), 1):
+    with open(meta, encoding="utf-8", newline="") as handle:
+        for n, fields in enumerate(csv.reader(handle, delimiter="|", quoting=csv.QUOTE_NONE), 1):
+            if not fields or not "".join(fields).strip():
+                continue
             if len(fields) < 2:
                 raise UserError(f"{meta}: line {n}: expected 'id|text|normalized text'")
+            utt_id = fields[0].strip()
+            # The normalized column spells numbers and abbreviations out; a few rows lack it.
             text = fields[2] if len(fields) > 2 and fields[2].strip() else fields[1]
-            rows.append((fields[0], "LJ", normalize(text), str(root / "wavs" / f"{fields[0]}.wav")))
-    return pd.DataFrame(rows, columns=COLUMNS)
+            rows.append((utt_id, "LJ", normalize(text), str(root / "wavs" / f"{utt_id}.wav")))
+    if not rows:
+        raise UserError(f"{meta}: no rows")
+    return _frame(rows, meta)
 
 
 def read_libritts(root: str | Path) -> pd.DataFrame:
+    """LibriTTS (any subsets under root) -> DataFrame[utt_id, speaker, text, wav].
+
+    speaker = the speaker directory (two levels above the wav); text = normalized
+    transcript. Wavs without a .normalized.txt are skipped (and counted in the log).
+    """
     root = Path(root)
     if not root.is_dir():
-        raise UserError(f"{root}: not a directory; data.corpus_path must point at a LibriTTS "
-                        "root (<speaker>/<chapter>/*.wav with *.normalized.txt)")
-    rows = []
+        raise UserError(
+            f"{root}: not a directory; data.corpus_path must point at a LibriTTS root "
+            "(<speaker>/<chapter>/<utt>.wav with <utt>.normalized.txt, optionally in subsets)"
+        )
+    rows, no_text = [], 0
     for wav in sorted(root.rglob("*.wav")):
-        text_file = wav.with_suffix(".normalized.txt")
-        if not text_file.exists():
+        text_file = wav.with_name(wav.stem + ".normalized.txt")
+        if not text_file.is_file():
+            no_text += 1
             continue
-        speaker = wav.parent.parent.name
-        rows.append((wav.stem, speaker, normalize(text_file.read_text(encoding="utf-8")), str(wav)))
+        text = normalize(text_file.read_text(encoding="utf-8"))
+        rows.append((wav.stem, wav.parent.parent.name, text, str(wav)))
     if not rows:
-        raise UserError(f"{root}: no <utt>.wav with a sibling <utt>.normalized.txt found")
-    return pd.DataFrame(rows, columns=COLUMNS)
+        raise UserError(
+            f"{root}: no <utt>.wav with a sibling <utt>.normalized.txt found "
+            "(expected the LibriTTS layout <speaker>/<chapter>/<utt>.wav)"
+        )
+    if no_text:
+        log.warning("%s: skipped %d wavs without a .normalized.txt", root, no_text)
+    return _frame(rows, root)
 
 
-def split_real_corpus(df: pd.DataFrame, *, dev_fraction: float, test_fraction: float,
-                      n_unseen_speakers: int, seed: int) -> pd.DataFrame:
-    """Partition by sentence (test sentences never in train/dev) and, with several speakers,
-    hold n_unseen_speakers out of training for zero-shot testing."""
-    rng = random.Random(seed)
+def _frame(rows: list[tuple], source: Path) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    dup = frame["utt_id"].duplicated()
+    if dup.any():
+        raise UserError(f"{source}: utterance id {frame.loc[dup, 'utt_id'].iloc[0]!r} occurs twice")
+    return frame.sort_values("utt_id", kind="stable").reset_index(drop=True)
+
+
+def _pick_texts(texts: list[str], weight: dict[str, int], target: float) -> set[str]:
+    """Texts from the front of ``texts`` until their utterance count reaches ``target``."""
+    picked, total = set(), 0
+    for text in texts:
+        if total >= target:
+            break
+        picked.add(text)
+        total += weight[text]
+    return picked
+
+
+def split_real_corpus(
+    df: pd.DataFrame,
+    *,
+    dev_fraction: float,
+    test_fraction: float,
+    n_unseen_speakers: int,
+    seed: int,
+) -> pd.DataFrame:
+    """Add ``split`` (train/dev/test) and ``seen`` columns, partitioning by sentence text.
+
+    - With more than one speaker, ``n_unseen_speakers`` speakers (seeded) are held out of
+      training; they occur only in test (``seen`` False). Sentences only they speak are
+      test sentences; their rows whose sentence was drawn for train/dev are dropped.
+    - The other sentences are shuffled (seeded) and dealt to test and dev until about
+      ``test_fraction`` / ``dev_fraction`` of the training speakers' utterances are covered.
+      A sentence's every utterance lands in one split: test sentences never occur in train
+      or dev, dev sentences never in train.
+    """
+    for name, value in (("dev_fraction", dev_fraction), ("test_fraction", test_fraction)):
+        if not 0 <= value < 1:
+            raise UserError(f"data.real.{name}={value}: must be in [0, 1)")
+    if dev_fraction + test_fraction >= 1:
+        raise UserError("data.real.dev_fraction + test_fraction must be below 1")
+    rng = np.random.default_rng(seed)
     speakers = sorted(df["speaker"].unique())
     unseen: set[str] = set()
-    if len(speakers) > 1 and n_unseen_speakers:
+    if len(speakers) > 1 and n_unseen_speakers > 0:
         if n_unseen_speakers >= len(speakers):
-            raise UserError(f"data.real.n_unseen_speakers={n_unseen_speakers} leaves no training speaker")
-        unseen = set(rng.sample(speakers, n_unseen_speakers))
-    texts = sorted(df["text"].unique())
-    rng.shuffle(texts)
-    n_test = max(1, round(test_fraction * len(texts)))
-    n_dev = max(1, round(dev_fraction * len(texts)))
-    test_t, dev_t = set(texts[:n_test]), set(texts[n_test : n_test + n_dev])
-    split = []
-    for spk, text in zip(df["speaker"], df["text"], strict=True):
-        if text in test_t:
-            split.append("test")
-        elif spk in unseen:
-            split.append("drop")  # unseen speakers only speak test sentences
-        elif text in dev_t:
-            split.append("dev")
-        else:
-            split.append("train")
+            raise UserError(
+                f"data.real.n_unseen_speakers={n_unseen_speakers} leaves no training speaker "
+                f"(the corpus has {len(speakers)}): lower n_unseen_speakers"
+            )
+        unseen = {speakers[i] for i in rng.permutation(len(speakers))[:n_unseen_speakers]}
+    elif n_unseen_speakers > 0:
+        log.info("one speaker in the corpus: no speaker is held out (n_unseen_speakers ignored)")
+
+    is_unseen = df["speaker"].isin(unseen)
+    seen_counts = df.loc[~is_unseen, "text"].value_counts().to_dict()
+    texts = sorted(seen_counts)
+    texts = [texts[i] for i in rng.permutation(len(texts))]
+    n_seen_rows = int((~is_unseen).sum())
+    test_texts = _pick_texts(texts, seen_counts, test_fraction * n_seen_rows)
+    rest = [t for t in texts if t not in test_texts]
+    dev_texts = _pick_texts(rest, seen_counts, dev_fraction * n_seen_rows)
+    # Sentences spoken only by held-out speakers are test sentences.
+    test_texts |= set(df.loc[is_unseen, "text"]) - set(seen_counts)
+
+    split = np.where(
+        df["text"].isin(test_texts), "test", np.where(df["text"].isin(dev_texts), "dev", "train")
+    )
     out = df.assign(split=split)
-    out = out[out["split"] != "drop"].reset_index(drop=True)
-    out["seen"] = ~out["speaker"].isin(unseen)
+    drop = is_unseen & (out["split"] != "test")
+    if drop.any():
+        log.info("dropped %d utterances of held-out speakers whose sentences are in train/dev",
+                 int(drop.sum()))  # fmt: skip
+    out = out[~drop].reset_index(drop=True)
+    if not (out["split"] == "train").any():
+        raise UserError(
+            "no training utterances left: lower data.real.test_fraction, dev_fraction or "
+            "n_unseen_speakers"
+        )
+    train_speakers = set(out.loc[out["split"] == "train", "speaker"])
+    out["seen"] = out["speaker"].isin(train_speakers)
+    log.info(
+        "real corpus split: %s; held-out speakers: %s",
+        out["split"].value_counts().to_dict(), sorted(unseen),
+    )  # fmt: skip
     return out

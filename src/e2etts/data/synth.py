@@ -10,11 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import subprocess
 import tempfile
 import time
+from multiprocessing.pool import ThreadPool
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +22,7 @@ import soundfile as sf
 
 from ..atomic import atomic_path
 from ..errors import UserError
-from .voices import SpeakerSpec
+from .voices import BASE_VOICES, SpeakerSpec
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,11 @@ def synthesize_utterance(text: str, spec: SpeakerSpec, out_wav: str | os.PathLik
 
     Returns the duration in seconds. Raises SynthesisError with the failing command's stderr.
     """
+    if spec.base_voice not in BASE_VOICES and not Path(spec.base_voice).is_file():
+        # flite silently falls back to its default voice for an unknown name.
+        raise SynthesisError(
+            f"unknown flite voice {spec.base_voice!r} (known: {sorted(BASE_VOICES)}, or a .flitevox path)"
+        )
     out_wav = Path(out_wav)
     out_wav.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".synth.", dir=out_wav.parent) as tmp:
@@ -60,7 +65,18 @@ def synthesize_utterance(text: str, spec: SpeakerSpec, out_wav: str | os.PathLik
         raw_wav = Path(tmp) / "flite.wav"
         # Text goes through a file: no argument parsing of text that starts with '-'.
         text_file.write_text(text + "\n")
-        _run(["flite", "-voice", spec.base_voice, *spec.flite_args(), "-f", str(text_file), "-o", str(raw_wav)])
+        _run(
+            [
+                "flite",
+                "-voice",
+                spec.base_voice,
+                *spec.flite_args(),
+                "-f",
+                str(text_file),
+                "-o",
+                str(raw_wav),
+            ]
+        )
         if not raw_wav.exists() or raw_wav.stat().st_size <= 44:
             raise SynthesisError(f"flite wrote no audio for text {text!r}")
         with atomic_path(out_wav, suffix=".wav") as part:
@@ -162,8 +178,10 @@ def synthesize_corpus(
     if n_jobs == 1:
         consume(map(_job, jobs))
     else:
-        # spawn: workers only run subprocesses; no torch/fork interaction in them.
-        with multiprocessing.get_context("spawn").Pool(n_jobs) as pool:
+        # The work happens in flite/sox child processes, so a thread pool runs n_jobs of
+        # them in parallel without the pitfalls of process pools (no __main__ guard needed
+        # by callers, no fork of a process holding torch threads, nothing to pickle).
+        with ThreadPool(n_jobs) as pool:
             consume(pool.imap_unordered(_job, jobs, chunksize=4))
     out = plan.copy()
     out["wav"] = [job[3] for job in jobs]

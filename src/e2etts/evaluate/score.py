@@ -1,91 +1,270 @@
-"""Scoring a system's outputs with the WER and SIM judges, and the cross-system summary."""
+"""Scoring one system's outputs with the WER and SIM judges; the cross-system summary.
+
+A system's output for item ``x`` is ``<wav_dir>/x.wav`` (16 kHz mono). An output that is
+missing, unreadable or silent is a failure of the system, not of the evaluation: it
+counts as every reference word deleted (WER 1 for that item) and SIM 0, and is counted
+in ``n_missing``. Scoring never stops on such an item.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..atomic import write_json
 from ..audio import load_wav
 from ..errors import DataError
 from .asr import utterance_errors
-from .stats import bootstrap_ci_mean, bootstrap_ci_wer, paired_bootstrap_mean, paired_bootstrap_wer
+from .stats import (
+    bootstrap_ci_mean,
+    bootstrap_ci_wer,
+    corpus_wer,
+    paired_bootstrap_pvalue,
+    paired_bootstrap_pvalue_sim,
+)
 
-UNINTELLIGIBLE_FACTOR = 3.0
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+SILENCE_PEAK = 1e-3  # -60 dBFS: below this everywhere, an output is treated as silent
+UNINTELLIGIBLE_FACTOR = 3.0  # WER above 3x the vocoded ground truth: not ranked
+UNINTELLIGIBLE_FLOOR = 0.01  # the topline WER used is at least 1%, so a perfect topline
+# (WER 0 on a tiny list) does not flag every system
+TOPLINES = ("gt", "gt_vocoded")
+BOOTSTRAP_ROUNDS = 2000
 
 
-def score_system(items: pd.DataFrame, wav_dir, system: str, wer_judge, sim_judge, rtf: float | None):
-    """-> (per-utterance DataFrame, metrics dict). A missing or silent output counts as all
-    words wrong (WER 1) and SIM 0, and is counted in n_missing."""
+def is_topline(name: str) -> bool:
+    """Ground truth, vocoded ground truth and token resynthesis bound the systems."""
+    return name in TOPLINES or name.startswith("resynth_")
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+class TranscriptCache:
+    """Transcripts keyed by (judge, sha256 of the wav file), in an optional JSON file.
+
+    A wav whose bytes did not change is not transcribed again by the same judge (same
+    model file and decoding settings), so re-scoring after, e.g., a report change is cheap.
+    The file is replaced atomically on ``save``; concurrent writers may drop each other's
+    new entries (never corrupt the file), so give each scoring job its own file if that matters.
+    """
+
+    def __init__(self, path: str | os.PathLike | None, judge_key: str):
+        self.path = Path(path) if path else None
+        self.judge_key = judge_key
+        self._all: dict[str, dict[str, str]] = {}
+        if self.path and self.path.exists():
+            try:
+                loaded = json.loads(self.path.read_text())
+                self._all = {k: dict(v) for k, v in loaded.items() if isinstance(v, dict)}
+            except (json.JSONDecodeError, OSError, AttributeError, TypeError, ValueError):
+                log.warning("%s: unreadable transcript cache, starting a new one", self.path)
+        self._mine = self._all.setdefault(judge_key, {})
+        self.hits = self.misses = 0
+
+    def get(self, digest: str) -> str | None:
+        text = self._mine.get(digest)
+        if text is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return text
+
+    def put(self, digest: str, text: str) -> None:
+        self._mine[digest] = text
+
+    def save(self) -> None:
+        if self.path:
+            write_json(self.path, self._all)
+
+
+def _read_output(path: Path) -> tuple[np.ndarray | None, str]:
+    """-> (samples, "ok") or (None, "missing" | "unreadable" | "silent")."""
+    if not path.is_file():
+        return None, "missing"
+    try:
+        wav = load_wav(path, SAMPLE_RATE).numpy()
+    except DataError:
+        return None, "unreadable"
+    if not np.all(np.isfinite(wav)):
+        return None, "unreadable"
+    if float(np.abs(wav).max()) < SILENCE_PEAK:
+        return None, "silent"
+    return wav, "ok"
+
+
+def _judge_name(judge, default: str) -> str:
+    return str(getattr(judge, "name", default))
+
+
+def score_system(
+    items: pd.DataFrame,
+    wav_dir,
+    system: str,
+    wer_judge,
+    sim_judge,
+    rtf: float | None,
+    cache_path: str | os.PathLike | None = None,
+    n_boot: int = BOOTSTRAP_ROUNDS,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, dict]:
+    """Score ``<wav_dir>/<item_id>.wav`` for every item.
+
+    wer_judge: has ``transcribe(samples) -> str`` (and ``name``, ``cache_key``);
+    sim_judge: has ``embed(samples) -> unit vector`` (and ``name``).
+    Returns (per-utterance DataFrame, metrics dict); WERs are fractions.
+    """
+    if len(items) == 0:
+        raise ValueError("score_system: the test item list is empty")
     wav_dir = Path(wav_dir)
+    asr_key = str(getattr(wer_judge, "cache_key", _judge_name(wer_judge, "asr")))
+    cache = TranscriptCache(cache_path, asr_key)
+    prompt_embeddings: dict[str, np.ndarray] = {}
     rows = []
-    prompt_cache: dict[str, np.ndarray] = {}
-    for item in items.itertuples():
-        path = wav_dir / f"{item.item_id}.wav"
-        hyp, missing = "", False
-        try:
-            wav = load_wav(path).numpy()
-            if np.abs(wav).max() < 1e-4:
-                raise DataError(path, "silent")
-        except DataError:
-            wav, missing = None, True
+    for item in items.itertuples(index=False):
+        out_path = wav_dir / f"{item.item_id}.wav"
+        wav, status = _read_output(out_path)
+        hypothesis, sim, audio_s = "", 0.0, 0.0
         if wav is not None:
-            hyp = wer_judge.transcribe(wav)
-        errors, words = utterance_errors(item.target_text, hyp)
-        if missing:
-            errors = words
-        if item.prompt_wav not in prompt_cache:
-            prompt_cache[item.prompt_wav] = sim_judge.embed(load_wav(item.prompt_wav).numpy())
-        sim = 0.0 if wav is None else float(np.dot(sim_judge.embed(wav), prompt_cache[item.prompt_wav]))
-        rows.append({
-            "item_id": item.item_id, "speaker": item.speaker, "seen": bool(item.seen),
-            "reference": item.target_text, "hypothesis": hyp, "errors": errors, "words": words,
-            "wer": errors / max(1, words), "sim": sim, "missing": missing,
-        })
-    per = pd.DataFrame(rows)
-    e, w = per["errors"].to_numpy(), per["words"].to_numpy()
-    seen = per["seen"].to_numpy(bool)
+            audio_s = wav.size / SAMPLE_RATE
+            digest = file_digest(out_path)
+            hypothesis = cache.get(digest)
+            if hypothesis is None:
+                hypothesis = wer_judge.transcribe(wav)
+                cache.put(digest, hypothesis)
+            prompt = str(item.prompt_wav)
+            if prompt not in prompt_embeddings:  # prompts are inputs: a bad one is an error
+                prompt_embeddings[prompt] = sim_judge.embed(load_wav(prompt, SAMPLE_RATE).numpy())
+            sim = float(np.clip(np.dot(sim_judge.embed(wav), prompt_embeddings[prompt]), -1.0, 1.0))
+        else:
+            log.warning("%s: %s output %s counts as WER 1, SIM 0", system, status, out_path)
+        errors, words = utterance_errors(str(item.target_text), hypothesis)
+        rows.append(
+            {
+                "item_id": item.item_id,
+                "speaker": item.speaker,
+                "seen": bool(item.seen),
+                "reference": item.target_text,
+                "hypothesis": hypothesis,
+                "errors": errors,
+                "words": words,
+                "wer": errors / words if words else float(errors > 0),
+                "sim": sim,
+                "status": status,
+                "missing": status != "ok",
+                "audio_s": round(audio_s, 3),
+            }
+        )
+    cache.save()
+    per_utt = pd.DataFrame(rows)
+    metrics = {"system": system, **_metrics(per_utt, n_boot, seed)}
+    metrics.update(
+        {
+            "rtf": None if rtf is None else float(rtf),
+            "asr_judge": _judge_name(wer_judge, "asr"),
+            "sim_judge": _judge_name(sim_judge, "sim"),
+            "transcripts_cached": cache.hits,
+        }
+    )
+    return per_utt, metrics
 
-    def wer_of(mask):
-        return float(e[mask].sum() / max(1, w[mask].sum())) if mask.any() else None
 
-    metrics = {
-        "system": system,
-        "wer": float(e.sum() / max(1, w.sum())),
-        "wer_ci95": list(bootstrap_ci_wer(e, w)),
-        "wer_utt_mean": float(per["wer"].mean()),
-        "sim": float(per["sim"].mean()),
-        "sim_ci95": list(bootstrap_ci_mean(per["sim"].to_numpy())),
-        "wer_seen": wer_of(seen),
-        "wer_unseen": wer_of(~seen),
-        "sim_seen": float(per["sim"][seen].mean()) if seen.any() else None,
-        "sim_unseen": float(per["sim"][~seen].mean()) if (~seen).any() else None,
-        "rtf": rtf,
-        "n_items": len(per),
-        "n_missing": int(per["missing"].sum()),
-        "asr_judge": getattr(wer_judge, "name", "asr"),
-        "sim_judge": getattr(sim_judge, "name", "sim"),
+def _metrics(per_utt: pd.DataFrame, n_boot: int, seed: int) -> dict:
+    errors = per_utt["errors"].to_numpy(float)
+    words = per_utt["words"].to_numpy(float)
+    sims = per_utt["sim"].to_numpy(float)
+    seen = per_utt["seen"].to_numpy(bool)
+
+    def part_wer(mask):
+        return corpus_wer(errors[mask], words[mask]) if mask.any() else None
+
+    def part_sim(mask):
+        return float(sims[mask].mean()) if mask.any() else None
+
+    return {
+        "wer": corpus_wer(errors, words),
+        "wer_ci95": list(bootstrap_ci_wer(errors, words, n=n_boot, seed=seed)),
+        "wer_utt_mean": float(per_utt["wer"].mean()),
+        "sim": float(sims.mean()),
+        "sim_ci95": list(bootstrap_ci_mean(sims, n=n_boot, seed=seed)),
+        "wer_seen": part_wer(seen),
+        "wer_unseen": part_wer(~seen),
+        "sim_seen": part_sim(seen),
+        "sim_unseen": part_sim(~seen),
+        "n_items": int(len(per_utt)),
+        "n_missing": int(per_utt["missing"].sum()),
     }
-    return per, metrics
 
 
-def summarize(system_metrics: dict[str, dict], per_utt: dict[str, pd.DataFrame], baseline: str = "cascade") -> dict:
-    """summary[name] = {wer, wer_ci95, sim, sim_ci95, rtf, n_items, ...}; plus paired
-    bootstrap p-values against the baseline and the 'unintelligible' flag (WER > 3x the
-    gt_vocoded topline), for systems only ranked when intelligible."""
-    summary: dict = {}
-    topline = system_metrics.get("gt_vocoded", {}).get("wer")
-    for name, m in system_metrics.items():
-        entry = {k: m.get(k) for k in ("wer", "wer_ci95", "sim", "sim_ci95", "rtf", "n_items",
-                                         "wer_utt_mean", "wer_seen", "wer_unseen", "sim_seen",
-                                         "sim_unseen", "n_missing")}
-        if topline is not None and name not in ("gt", "gt_vocoded"):
-            entry["unintelligible"] = bool(m["wer"] > UNINTELLIGIBLE_FACTOR * max(topline, 1e-9))
-        if baseline in per_utt and name != baseline and name in per_utt:
-            a = per_utt[name].set_index("item_id")
-            b = per_utt[baseline].set_index("item_id").loc[a.index]
-            entry["p_wer_lower_than_" + baseline] = paired_bootstrap_wer(a["errors"], a["words"], b["errors"], b["words"])
-            entry["p_sim_higher_than_" + baseline] = paired_bootstrap_mean(a["sim"], b["sim"])
+def _paired(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    cols = ["item_id", "errors", "words", "sim"]
+    return a[cols].merge(b[cols], on="item_id", suffixes=("_a", "_b"), validate="one_to_one")
+
+
+def summarize(
+    system_metrics: dict[str, dict],
+    per_utt: dict[str, pd.DataFrame],
+    baseline: str = "cascade",
+    n_boot: int = BOOTSTRAP_ROUNDS,
+    seed: int = 0,
+) -> dict:
+    """-> {system: metrics + flags + tests}, in the input order.
+
+    Adds to each system's metrics:
+    - ``topline``: ground truth / vocoded ground truth / resynthesis rows;
+    - ``unintelligible`` (only when ``gt_vocoded`` is scored): WER above 3x its WER;
+    - ``wer_rank``: 1 = lowest WER among the non-topline, intelligible systems (else None);
+    - vs ``baseline`` when its per-utterance table is given: ``p_wer_lower_than_<baseline>``
+      and ``p_sim_higher_than_<baseline>`` (one-sided paired bootstrap over the shared items,
+      small = this system is reliably better), ``delta_wer_vs_<baseline>``,
+      ``delta_sim_vs_<baseline>`` and ``n_paired``.
+    """
+    summary: dict[str, dict] = {}
+    topline_wer = system_metrics.get("gt_vocoded", {}).get("wer")
+    threshold = None
+    if topline_wer is not None:
+        threshold = UNINTELLIGIBLE_FACTOR * max(float(topline_wer), UNINTELLIGIBLE_FLOOR)
+    base = per_utt.get(baseline) if baseline in system_metrics else None
+    for name, metrics in system_metrics.items():
+        entry = dict(metrics)
+        entry["topline"] = is_topline(name)
+        if threshold is not None:
+            entry["unintelligible"] = bool(name != "gt_vocoded" and metrics["wer"] > threshold)
+            entry["unintelligible_wer_threshold"] = threshold
+        if base is not None and name != baseline and name in per_utt:
+            pairs = _paired(per_utt[name], base)
+            if len(pairs):
+                entry[f"p_wer_lower_than_{baseline}"] = paired_bootstrap_pvalue(
+                    pairs["errors_a"],
+                    pairs["words_a"],
+                    pairs["errors_b"],
+                    pairs["words_b"],
+                    n=n_boot,
+                    seed=seed,
+                )
+                entry[f"p_sim_higher_than_{baseline}"] = paired_bootstrap_pvalue_sim(
+                    pairs["sim_a"], pairs["sim_b"], n=n_boot, seed=seed
+                )
+                entry[f"delta_wer_vs_{baseline}"] = corpus_wer(
+                    pairs["errors_a"], pairs["words_a"]
+                ) - corpus_wer(pairs["errors_b"], pairs["words_b"])
+                entry[f"delta_sim_vs_{baseline}"] = float((pairs["sim_a"] - pairs["sim_b"]).mean())
+                entry["n_paired"] = int(len(pairs))
         summary[name] = entry
+    ranked = sorted(
+        (n for n, e in summary.items() if not e["topline"] and not e.get("unintelligible", False)),
+        key=lambda n: (summary[n]["wer"], n),
+    )
+    for name, entry in summary.items():
+        entry["wer_rank"] = ranked.index(name) + 1 if name in ranked else None
     return summary

@@ -1,0 +1,98 @@
+"""Feature file round trip, shapes and dtypes, statistics, atomicity."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+
+from e2etts.audio import MelConfig, load_wav, log_mel
+from e2etts.data.features import FeatureSet, extract_features
+from e2etts.errors import DataError, UserError
+from e2etts.text import decode
+
+
+def _manifest(tmp_path, lengths):
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, n in enumerate(lengths):
+        path = tmp_path / f"u{i}.wav"
+        sf.write(str(path), (0.1 * rng.standard_normal(n)).astype(np.float32), 16000)
+        rows.append(
+            {
+                "utt_id": f"u{i}",
+                "speaker": f"s{i % 2}",
+                "text": f"Utterance {'abc'[i % 3]}!",
+                "wav": str(path),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def test_round_trip(tmp_path):
+    lengths = [8000, 12345, 16001, 600]
+    frame = _manifest(tmp_path, lengths)
+    out = tmp_path / "feats" / "train.pt"
+    summary = extract_features(frame, out, threads=2)
+    assert torch.get_num_threads() == 1  # restored (conftest sets 1)
+    fs = FeatureSet(out)
+    assert len(fs) == 4 and summary["utterances"] == 4
+    assert fs.lengths.tolist() == [n // 160 + 1 for n in lengths]
+    assert fs.mel.dtype == torch.float16 and fs.mel.shape == (
+        sum(n // 160 + 1 for n in lengths),
+        80,
+    )
+    assert fs.offsets.tolist() == [0, *np.cumsum(fs.lengths.tolist())[:-1].tolist()]
+    assert fs.mel_config == MelConfig()
+    item = fs[1]
+    assert set(item) == {"utt_id", "speaker", "text_ids", "mel"}
+    assert item["utt_id"] == "u1" and item["speaker"] == "s1"
+    assert item["mel"].dtype == torch.float32 and item["mel"].shape == (12345 // 160 + 1, 80)
+    assert decode(item["text_ids"]) == "utterance b!" and item["text_ids"].dtype == torch.long
+    expected = log_mel(load_wav(frame.wav[1]))
+    assert torch.allclose(item["mel"], expected, atol=0.02, rtol=0.01)
+    assert fs[-1]["utt_id"] == "u3"
+    with pytest.raises(IndexError):
+        fs[4]
+    mean, std = fs.mel_stats()
+    full = fs.mel.double()
+    assert torch.allclose(mean.double(), full.mean(0), atol=1e-4)
+    assert torch.allclose(std.double(), full.std(0), atol=1e-3)
+    raw = torch.load(out, weights_only=True)
+    assert set(raw) == {
+        "utt_id",
+        "speaker",
+        "text",
+        "text_ids",
+        "mel",
+        "offsets",
+        "lengths",
+        "mel_config",
+    }
+
+
+def test_failure_midway_leaves_nothing(tmp_path):
+    frame = _manifest(tmp_path, [8000, 8000, 8000])
+    frame.loc[1, "wav"] = str(tmp_path / "gone.wav")
+    out = tmp_path / "dev.pt"
+    with pytest.raises(DataError, match="gone.wav"):
+        extract_features(frame, out)
+    assert (
+        not out.exists()
+        and list(tmp_path.glob("*.pt*")) == []
+        and list(tmp_path.glob(".dev*")) == []
+    )
+    bad_text = _manifest(tmp_path, [8000]).assign(text="5 euros")
+    with pytest.raises(DataError, match="outside the text vocabulary"):
+        extract_features(bad_text, out)
+    assert not out.exists()
+    with pytest.raises(DataError, match="too short"):
+        extract_features(_manifest(tmp_path, [300]), out)
+    assert not out.exists()
+
+
+def test_missing_inputs(tmp_path):
+    with pytest.raises(UserError, match="empty manifest"):
+        extract_features(_manifest(tmp_path, [800]).iloc[:0], tmp_path / "x.pt")
+    with pytest.raises(DataError, match="extract_features"):
+        FeatureSet(tmp_path / "nope.pt")

@@ -1,0 +1,148 @@
+"""Scoring a system with stand-in judges: failures count, never crash; summary flags/tests."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from e2etts.audio import save_wav
+from e2etts.evaluate.score import score_system, summarize
+
+SR = 16000
+
+
+class EchoASR:
+    """Stand-in WER judge: 'hears' the item's sentence when the tone is loud, else noise."""
+
+    name = "echo-asr"
+    cache_key = "echo-asr|v1"
+
+    def __init__(self, texts_by_peak):
+        self.texts_by_peak = texts_by_peak
+        self.calls = 0
+
+    def transcribe(self, wav):
+        self.calls += 1
+        return self.texts_by_peak[round(float(np.abs(wav).max()), 1)]
+
+
+class ToneSIM:
+    """Stand-in SIM judge: the embedding is the tone's frequency on a circle."""
+
+    name = "tone-sim"
+
+    def embed(self, wav):
+        freq = np.argmax(np.abs(np.fft.rfft(wav[:SR]))) / 1000.0
+        return np.array([np.cos(freq), np.sin(freq)])
+
+
+def _tone(freq, peak, seconds=0.5):
+    t = np.arange(int(SR * seconds)) / SR
+    return (peak * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+@pytest.fixture
+def setup(tmp_path):
+    texts = ["one two three four", "five six seven", "eight nine ten", "a b c d e"]
+    items = pd.DataFrame(
+        {
+            "item_id": [f"item{i:04d}" for i in range(4)],
+            "speaker": ["s1", "s2", "s1", "s2"],
+            "seen": [True, False, True, False],
+            "prompt_wav": [str(tmp_path / f"prompt{i % 2}.wav") for i in range(4)],
+            "prompt_text": ["p"] * 4,
+            "target_text": texts,
+        }
+    )
+    save_wav(tmp_path / "prompt0.wav", _tone(300, 0.5))
+    save_wav(tmp_path / "prompt1.wav", _tone(700, 0.5))
+    out = tmp_path / "sys"
+    save_wav(out / "item0000.wav", _tone(300, 0.5))  # perfect
+    save_wav(out / "item0001.wav", _tone(300, 0.3))  # wrong voice, one word wrong
+    # item0002 missing, item0003 silent
+    save_wav(out / "item0003.wav", np.zeros(SR // 2, dtype=np.float32))
+    asr = EchoASR({0.5: "one two three four", 0.3: "five six eleven"})
+    return items, out, asr
+
+
+def test_score_system_counts_missing_and_silent(setup, tmp_path):
+    items, out, asr = setup
+    per, m = score_system(items, out, "sys", asr, ToneSIM(), rtf=0.5, n_boot=200)
+    assert list(per["status"]) == ["ok", "ok", "missing", "silent"]
+    assert list(per["errors"]) == [0, 1, 3, 5] and list(per["words"]) == [4, 3, 3, 5]
+    assert per.loc[2, "wer"] == 1.0 and per.loc[3, "wer"] == 1.0
+    assert per.loc[0, "sim"] == pytest.approx(1.0) and per.loc[2, "sim"] == 0.0
+    assert per.loc[1, "sim"] < 0.99
+    assert m["n_missing"] == 2 and m["n_items"] == 4
+    assert m["wer"] == pytest.approx(9 / 15)
+    assert m["wer_utt_mean"] == pytest.approx((0 + 1 / 3 + 1 + 1) / 4)
+    assert m["wer_seen"] == pytest.approx(3 / 7) and m["wer_unseen"] == pytest.approx(6 / 8)
+    assert m["wer_ci95"][0] <= m["wer"] <= m["wer_ci95"][1]
+    assert m["sim_ci95"][0] <= m["sim"] <= m["sim_ci95"][1]
+    assert m["rtf"] == 0.5 and m["asr_judge"] == "echo-asr" and m["sim_judge"] == "tone-sim"
+    json.dumps(m)  # the metrics file is plain JSON
+    assert asr.calls == 2
+
+
+def test_all_missing_never_crashes(setup, tmp_path):
+    items, _, asr = setup
+    per, m = score_system(
+        items, tmp_path / "nothing_here", "empty", asr, ToneSIM(), rtf=None, n_boot=50
+    )
+    assert m["wer"] == 1.0 and m["n_missing"] == 4 and m["sim"] == 0.0 and asr.calls == 0
+
+
+def test_transcript_cache(setup, tmp_path):
+    items, out, asr = setup
+    cache = tmp_path / "cache" / "transcripts.json"
+    per1, _ = score_system(items, out, "sys", asr, ToneSIM(), rtf=None, cache_path=cache, n_boot=50)
+    assert asr.calls == 2 and cache.exists()
+    per2, m2 = score_system(
+        items, out, "sys", asr, ToneSIM(), rtf=None, cache_path=cache, n_boot=50
+    )
+    assert asr.calls == 2 and m2["transcripts_cached"] == 2
+    pd.testing.assert_frame_equal(per1, per2)
+    other = EchoASR(asr.texts_by_peak)
+    other.cache_key = "another-judge"
+    score_system(items, out, "sys", other, ToneSIM(), rtf=None, cache_path=cache, n_boot=50)
+    assert other.calls == 2  # another judge does not reuse these transcripts
+
+
+def _per_utt(errors, words, sims):
+    n = len(errors)
+    return pd.DataFrame(
+        {"item_id": [f"i{k}" for k in range(n)], "errors": errors, "words": words, "sim": sims}
+    )
+
+
+def test_summarize_flags_and_pvalues():
+    rng = np.random.default_rng(0)
+    words = rng.integers(5, 15, size=40)
+    per = {
+        "gt_vocoded": _per_utt(rng.binomial(words, 0.05), words, rng.normal(0.8, 0.05, 40)),
+        "cascade": _per_utt(rng.binomial(words, 0.12), words, rng.normal(0.6, 0.05, 40)),
+        "e2e_full": _per_utt(rng.binomial(words, 0.06), words, rng.normal(0.65, 0.05, 40)),
+        "broken": _per_utt(rng.binomial(words, 0.6), words, rng.normal(0.3, 0.05, 40)),
+    }
+    metrics = {
+        name: {"wer": float(p["errors"].sum() / p["words"].sum()), "sim": float(p["sim"].mean())}
+        for name, p in per.items()
+    }
+    summary = summarize(metrics, per, baseline="cascade", n_boot=500)
+    assert list(summary) == list(metrics)
+    assert summary["broken"]["unintelligible"] and not summary["e2e_full"]["unintelligible"]
+    assert summary["e2e_full"]["p_wer_lower_than_cascade"] < 0.05
+    assert summary["e2e_full"]["p_sim_higher_than_cascade"] < 0.05
+    assert summary["broken"]["p_wer_lower_than_cascade"] > 0.95
+    assert "p_wer_lower_than_cascade" not in summary["cascade"]
+    assert summary["e2e_full"]["wer_rank"] == 1 and summary["cascade"]["wer_rank"] == 2
+    assert summary["broken"]["wer_rank"] is None and summary["gt_vocoded"]["wer_rank"] is None
+    assert summary == summarize(metrics, per, baseline="cascade", n_boot=500)
+    json.dumps(summary)
+    # Without the topline nothing is flagged; without the baseline no tests.
+    bare = summarize({"e2e_full": metrics["e2e_full"]}, {"e2e_full": per["e2e_full"]})
+    assert (
+        "unintelligible" not in bare["e2e_full"]
+        and "p_wer_lower_than_cascade" not in bare["e2e_full"]
+    )
