@@ -70,3 +70,16 @@ def test_vocos_overfit_and_masked_loss():
     pad_wav = torch.cat([wav, torch.zeros(1, 5 * 160)], dim=1)
     masked, _ = model.loss(pad_mel, pad_wav, torch.tensor([mel.shape[1]]))
     assert torch.isfinite(masked)
+
+
+def test_mel_transform_first_built_in_inference_mode_still_trains():
+    # Regression: the cached mel filterbank was created as an inference tensor when the
+    # first log_mel call happened under torch.inference_mode(), breaking later training.
+    from e2etts import audio
+
+    audio._mel_transform.cache_clear()
+    with torch.inference_mode():
+        audio.log_mel(torch.randn(1600))
+    wav = torch.randn(1, 1600, requires_grad=True)
+    audio.log_mel(wav).sum().backward()
+    assert wav.grad is not None

@@ -63,6 +63,13 @@ def save_wav(path: str | os.PathLike, wav: torch.Tensor | np.ndarray, sample_rat
 
 @functools.lru_cache(maxsize=4)
 def _mel_transform(cfg: MelConfig) -> torchaudio.transforms.MelSpectrogram:
+    # Built outside inference mode: the cached filterbank is reused by training code
+    # (vocoder mel loss), where inference tensors cannot enter autograd.
+    with torch.inference_mode(False):
+        return _build_mel_transform(cfg)
+
+
+def _build_mel_transform(cfg: MelConfig) -> torchaudio.transforms.MelSpectrogram:
     return torchaudio.transforms.MelSpectrogram(
         sample_rate=cfg.sample_rate,
         n_fft=cfg.n_fft,

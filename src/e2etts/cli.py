@@ -275,7 +275,11 @@ def cmd_score(args) -> None:
         cpu_threads=args.threads,
     )
     sim_judge = SIMJudge(backend=ev.get("sim_backend", "resemblyzer"))
-    per_utt, metrics = score_system(items, wav_dir, args.system, wer_judge, sim_judge, synth.get("rtf"))
+    # Transcripts are cached by (judge, wav content): re-scoring unchanged audio is free.
+    cache = Path(args.metrics).with_suffix(".transcripts.json")
+    per_utt, metrics = score_system(
+        items, wav_dir, args.system, wer_judge, sim_judge, synth.get("rtf"), cache_path=cache
+    )
     write_tsv(args.per_utt, per_utt)
     write_json(args.metrics, metrics)
     print(json.dumps(metrics, indent=1))

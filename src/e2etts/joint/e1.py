@@ -83,7 +83,7 @@ class JointE1(nn.Module):
             + ramp * self.cfg.ntp_weight * parts["ntp"]
             + self.cfg.rm_weight * parts["rm"]
         )
-        log = {k: float(parts[k]) for k in ("fm", "ntp", "rm", "acc", "ctc", "speaker_acc")}
+        log = {k: float(parts[k].detach()) for k in ("fm", "ntp", "rm", "acc", "ctc", "speaker_acc")}
         return total, {**log, "ntp_ramp": ramp}
 
 
@@ -133,7 +133,7 @@ def build_task(params: dict, features_dir: Path, init_tokenizer: str | None) -> 
     cfg = build(JointE1Config, e1["objective"], "joint_e1.objective")
     train = FeatureSet(features_dir / "train.pt")
     dev = FeatureSet(features_dir / "dev.pt")
-    speakers = speaker_index([train[i]["speaker"] for i in range(len(train))])
+    speakers = speaker_index(train.speakers)
     tokenizer, flow, llm, reward = build_models(params, len(speakers), train.mel_stats())
     if cfg.init_tokenizer and init_tokenizer:
         from ..checkpoint import load_model_file

@@ -67,7 +67,7 @@ def build_task(params: dict, features_dir: Path, tokens_dir: Path, init: Path | 
     train = TokenizedSet(features_dir / "train.pt", tokens_dir / "train.pt", with_mel=False)
     dev = TokenizedSet(features_dir / "dev.pt", tokens_dir / "dev.pt", with_mel=False)
     fsq = FSQ(train.fsq_levels)
-    speakers = speaker_index([train[i]["speaker"] for i in range(len(train))])
+    speakers = speaker_index(train.features.speakers)
     cfg = build(RewardModelConfig, {"fsq_dim": fsq.dim, "text_vocab_size": VOCAB_SIZE,
                                     "n_speakers": len(speakers), **section["model"]}, "reward.model")
     model = RewardModel(cfg)
