@@ -52,7 +52,15 @@ def write_tsv(path: str | os.PathLike, frame) -> None:
 
 
 def torch_save(path: str | os.PathLike, obj: Any) -> None:
+    """torch.save, atomically and byte-reproducibly.
+
+    Saving to a file names the zip archive after the (random) temporary file; saving to a
+    buffer names it "archive", so equal objects give equal bytes whatever the path."""
+    import io
+
     import torch
 
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        tmp.write_bytes(buffer.getvalue())
