@@ -20,28 +20,35 @@ import time
 import torch
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 1024, repeat: int = 10) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b
-    t = time.perf_counter()
-    for _ in range(repeat):
-        a @ b
-    return 2 * n**3 * repeat / (time.perf_counter() - t) / 1e9
+def matmul_peak(dtype: torch.dtype, device: torch.device, n: int = 1024, repeat: int = 10) -> float:
+    if device.type == "cuda":
+        n, repeat = 8192, 20
+    a = torch.randn(n, n, dtype=dtype, device=device)
+    b = torch.randn(n, n, dtype=dtype, device=device)
+    seconds = _timed(lambda: a @ b, repeat)
+    return 2 * n**3 / seconds / 1e9
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def _timed(fn, repeat: int) -> float:
     fn()
+    _sync()
     t = time.perf_counter()
     for _ in range(repeat):
         fn()
+    _sync()
     return (time.perf_counter() - t) / repeat
 
 
-def _train_step(model, loss_fn, precision: str):
+def _train_step(model, loss_fn, precision: str, device: torch.device):
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
 
     def step():
-        ctx = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+        ctx = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
         with ctx:
             loss = loss_fn()
         opt.zero_grad()
@@ -51,7 +58,8 @@ def _train_step(model, loss_fn, precision: str):
     return step
 
 
-def run(params_path: str = "params.yaml", threads: int = 1, repeat: int = 3) -> dict:
+def run(params_path: str = "params.yaml", threads: int = 1, repeat: int = 3,
+        device: str = "cpu", batch: int = 16) -> dict:
     from .config import build, load_params
     from .flow.model import FlowMatchingConfig, FlowMatchingDecoder
     from .llm.model import TextToTokenLM, TextToTokenLMConfig
@@ -60,25 +68,31 @@ def run(params_path: str = "params.yaml", threads: int = 1, repeat: int = 3) -> 
     from .vocoder.griffinlim import griffin_lim
     from .vocoder.vocos import VocosConfig, VocosVocoder
 
+    from .distributed import pick_device
+
     torch.set_num_threads(threads)
     torch.manual_seed(0)
+    dev = pick_device(device)
     params = load_params(params_path)
-    out: dict = {"threads": threads}
-    peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
+    out: dict = {"threads": threads, "device": str(dev), "batch": batch}
+    if dev.type == "cuda":
+        out["gpu"] = torch.cuda.get_device_name(dev)
+    peak32, peak16 = matmul_peak(torch.float32, dev), matmul_peak(torch.bfloat16, dev)
     out["matmul_gflops"] = {"fp32": peak32, "bf16": peak16}
 
-    B, frames, chars = 16, 300, 45  # a batch of 3 s utterances
+    B, frames, chars = batch, 300, 45  # a batch of 3 s utterances
     tokens = frames // 4
-    mel = torch.randn(B, frames, 80)
-    mel_lens = torch.full((B,), frames)
-    text = torch.randint(1, VOCAB_SIZE, (B, chars))
-    text_lens = torch.full((B,), chars)
-    codes = torch.randint(0, 1000, (B, tokens))
-    code_lens = torch.full((B,), tokens)
+    mel = torch.randn(B, frames, 80, device=dev)
+    mel_lens = torch.full((B,), frames, device=dev)
+    text = torch.randint(1, VOCAB_SIZE, (B, chars), device=dev)
+    text_lens = torch.full((B,), chars, device=dev)
+    codes = torch.randint(0, 1000, (B, tokens), device=dev)
+    code_lens = torch.full((B,), tokens, device=dev)
 
     tok = SpeechTokenizer(build(SpeechTokenizerConfig, params["tokenizer"]["model"], "tokenizer.model"))
     llm = TextToTokenLM(build(TextToTokenLMConfig, {"fsq_levels": tok.cfg.fsq_levels, **params["llm"]["model"]}, "llm.model"))
     flow = FlowMatchingDecoder(build(FlowMatchingConfig, {"fsq_dim": tok.fsq.dim, **params["flow"]["model"]}, "flow.model"))
+    tok, llm, flow = tok.to(dev), llm.to(dev), flow.to(dev)
     codes = codes % tok.fsq.codebook_size
     vectors = tok.fsq.indices_to_vectors(codes)
     crop = params["flow"].get("crop_tokens", 0) or tokens
@@ -86,13 +100,13 @@ def run(params_path: str = "params.yaml", threads: int = 1, repeat: int = 3) -> 
     stages = {
         "tokenizer": (tok, lambda: tok.ctc_loss(tok(mel, mel_lens), text, text_lens), B * frames, B * tokens),
         "llm": (llm, lambda: llm.loss(text, text_lens, None, code_lens, codes)[0], B * frames, B * (tokens + chars)),
-        "flow": (flow, lambda: flow.loss(mel[:, : 4 * crop], torch.full((B,), 4 * crop),
-                                           vectors[:, :crop], torch.full((B,), crop)), B * 4 * crop, B * 4 * crop),
+        "flow": (flow, lambda: flow.loss(mel[:, : 4 * crop], torch.full((B,), 4 * crop, device=dev),
+                                           vectors[:, :crop], torch.full((B,), crop, device=dev)), B * 4 * crop, B * 4 * crop),
     }
     precision = {k: params[k]["train"].get("precision", "fp32") for k in stages}
     out["train"] = {}
     for name, (model, loss_fn, mel_frames, positions) in stages.items():
-        seconds = _timed(_train_step(model, loss_fn, precision[name]), repeat)
+        seconds = _timed(_train_step(model, loss_fn, precision[name], dev), repeat)
         n_params = sum(p.numel() for p in model.parameters())
         flops = 6 * n_params * positions / seconds
         peak = peak16 if precision[name] == "bf16" else peak32
@@ -121,8 +135,8 @@ def run(params_path: str = "params.yaml", threads: int = 1, repeat: int = 3) -> 
         all_vec = tok.fsq.indices_to_vectors(codes[:1, : 20 + n_new])
         t_flow = _timed(lambda: flow.sample(all_vec, mel[:1, :80], n_steps=1, cfg_strength=syn["cfg_strength"]), 2)
         gl_iters = params["vocoder"].get("griffinlim_iters", 32)
-        t_gl = _timed(lambda: griffin_lim(mel[0], n_iter=gl_iters), 2)
-        vocos = VocosVocoder(VocosConfig()).eval()
+        t_gl = _timed(lambda: griffin_lim(mel[0].cpu(), n_iter=gl_iters), 2)
+        vocos = VocosVocoder(VocosConfig()).to(dev).eval()
         t_vocos = _timed(lambda: vocos(mel[:1]), 2)
     audio_s = n_new / 25
     out["synthesis_3s"] = {
@@ -136,6 +150,8 @@ def run(params_path: str = "params.yaml", threads: int = 1, repeat: int = 3) -> 
         "total_rtf_griffinlim": (t_cache + t_flow * syn["n_steps"] + t_gl) / audio_s,
     }
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if dev.type == "cuda":
+        out["peak_gpu_mem_mb"] = torch.cuda.max_memory_allocated(dev) / 2**20
     return out
 
 
@@ -143,9 +159,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--out", default=None, help="also write the figures as JSON here")
     args = parser.parse_args()
-    result = run(args.params, args.threads)
+    result = run(args.params, args.threads, device=args.device, batch=args.batch)
     text = json.dumps(result, indent=1)
     print(text)
     if args.out:
