@@ -5,6 +5,7 @@ import json
 
 import pytest
 import yaml
+
 from workflow_utils import REPO, copy_repo, merged_params, run
 
 pytestmark = pytest.mark.slow

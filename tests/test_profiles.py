@@ -1,6 +1,7 @@
 """Execution profiles: the SLURM profile dry-runs (no cluster needed); the default is local."""
 
 import pytest
+
 from workflow_utils import REPO, run
 
 pytestmark = pytest.mark.slow

@@ -12,6 +12,7 @@ import time
 
 import pytest
 import yaml
+
 from workflow_utils import REPO, copy_repo, run
 
 pytestmark = pytest.mark.slow

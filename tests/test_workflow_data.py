@@ -4,6 +4,7 @@ import json
 
 import pandas as pd
 import pytest
+
 from workflow_utils import REPO, copy_repo, run
 
 pytestmark = pytest.mark.slow

@@ -4,6 +4,7 @@ report, in a throw-away copy of the repository."""
 import json
 
 import pytest
+
 from workflow_utils import copy_repo, run
 
 pytestmark = pytest.mark.slow

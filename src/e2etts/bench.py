@@ -61,14 +61,13 @@ def _train_step(model, loss_fn, precision: str, device: torch.device):
 def run(params_path: str = "params.yaml", threads: int = 1, repeat: int = 3,
         device: str = "cpu", batch: int = 16) -> dict:
     from .config import build, load_params
+    from .distributed import pick_device
     from .flow.model import FlowMatchingConfig, FlowMatchingDecoder
     from .llm.model import TextToTokenLM, TextToTokenLMConfig
     from .text import VOCAB_SIZE
     from .tokenizer.model import SpeechTokenizer, SpeechTokenizerConfig
     from .vocoder.griffinlim import griffin_lim
     from .vocoder.vocos import VocosConfig, VocosVocoder
-
-    from .distributed import pick_device
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
