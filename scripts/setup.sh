@@ -24,7 +24,7 @@ fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -r requirements.lock
+.venv/bin/python -m pip install -q "setuptools<81" -r requirements.lock
 .venv/bin/python -m pip install -q --no-deps -e .
 
 echo "$want_stamp" > "$STAMP"
