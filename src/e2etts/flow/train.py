@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..batching import pad
+from ..batching import iter_batches, pad
 from ..config import build
 from ..tokenizer.fsq import FSQ
 from ..tokens import TokenizedSet
@@ -53,8 +53,7 @@ def evaluate_flow(wrapper: FlowTraining, dev: TokenizedSet, batch_size: int = 16
     # A fixed generator makes the (stochastic) held-out loss comparable across evaluations.
     g = torch.Generator().manual_seed(0)
     total, n = 0.0, 0
-    for start in range(0, len(dev), batch_size):
-        batch = collate_mel_tokens([dev[i] for i in range(start, min(len(dev), start + batch_size))])
+    for batch in iter_batches(dev, batch_size, collate_mel_tokens):
         loss, _ = wrapper(batch, generator=g)
         total += float(loss) * len(batch["mel"])
         n += len(batch["mel"])

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..batching import pad
+from ..batching import iter_batches, pad
 from ..config import build
 from ..data.features import FeatureSet
 from ..errors import UserError
@@ -91,8 +91,7 @@ def evaluate_joint(model: JointE1, dev: FeatureSet, speakers: dict, batch_size: 
     g = torch.Generator().manual_seed(0)
     sums = {"fm": 0.0, "ntp": 0.0, "rm": 0.0}
     n, refs, hyps, codes = 0, [], [], []
-    for start in range(0, len(dev), batch_size):
-        batch = collate_joint([dev[i] for i in range(start, min(len(dev), start + batch_size))], speakers)
+    for batch in iter_batches(dev, batch_size, lambda items: collate_joint(items, speakers)):
         parts = model.losses(batch, generator=g)
         for k in sums:
             sums[k] += float(parts[k]) * len(batch["mel"])

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..batching import pad
+from ..batching import iter_batches, pad
 from ..checkpoint import load_model_file
 from ..config import build
 from ..flow.model import FlowMatchingDecoder
@@ -142,8 +142,7 @@ def evaluate_e2(model: JointE2, dev: TokenizedSet, speakers: dict, batch_size: i
     g = torch.Generator().manual_seed(0)
     sums: dict[str, float] = {}
     n = 0
-    for start in range(0, len(dev), batch_size):
-        batch = collate_e2([dev[i] for i in range(start, min(len(dev), start + batch_size))], speakers)
+    for batch in iter_batches(dev, batch_size, lambda items: collate_e2(items, speakers)):
         parts = model.losses(batch, generator=g)
         parts["total"] = model.total(parts)
         for k, v in parts.items():

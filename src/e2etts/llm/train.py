@@ -6,7 +6,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ..batching import pad
+from ..batching import iter_batches, pad
 from ..config import build
 from ..text import VOCAB_SIZE
 from ..tokens import TokenizedSet
@@ -34,8 +34,7 @@ class LLMTraining(nn.Module):
 
 def evaluate_llm(model: TextToTokenLM, dev: TokenizedSet, batch_size: int = 16) -> dict:
     total_ce, total_acc, n = 0.0, 0.0, 0
-    for start in range(0, len(dev), batch_size):
-        batch = collate_text_tokens([dev[i] for i in range(start, min(len(dev), start + batch_size))])
+    for batch in iter_batches(dev, batch_size, collate_text_tokens):
         ce, acc = model.loss(batch["text"], batch["text_lens"], None, batch["token_lens"], batch["tokens"])
         weight = int(batch["token_lens"].sum())
         total_ce += float(ce) * weight

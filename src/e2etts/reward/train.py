@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..batching import pad
+from ..batching import iter_batches, pad
 from ..config import build
 from ..joint.e1 import speaker_index
 from ..text import VOCAB_SIZE
@@ -45,8 +45,7 @@ class RewardTraining(nn.Module):
 
 def evaluate_reward(w: RewardTraining, dev: TokenizedSet, speakers: dict, batch_size: int = 32) -> dict:
     total, n, refs, hyps, correct, known = 0.0, 0, [], [], 0, 0
-    for start in range(0, len(dev), batch_size):
-        batch = collate_tokens_text_speaker([dev[i] for i in range(start, min(len(dev), start + batch_size))], speakers)
+    for batch in iter_batches(dev, batch_size, lambda items: collate_tokens_text_speaker(items, speakers)):
         vectors = w.fsq.indices_to_vectors(batch["tokens"])
         out = w.model(vectors, batch["token_lens"])
         loss, _ = w.model.loss(out, batch["token_lens"], batch["text"], batch["text_lens"],

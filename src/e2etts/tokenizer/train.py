@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..batching import pad
+from ..batching import iter_batches, pad
 from ..config import build
 from ..data.features import FeatureSet
 from ..text import VOCAB_SIZE
@@ -58,8 +58,7 @@ def char_error_rate(refs: list[list[int]], hyps: list[list[int]]) -> float:
 
 def evaluate_tokenizer(model: SpeechTokenizer, dev: FeatureSet, batch_size: int = 16) -> dict:
     losses, refs, hyps, all_idx = [], [], [], []
-    for start in range(0, len(dev), batch_size):
-        batch = collate_mel_text([dev[i] for i in range(start, min(len(dev), start + batch_size))])
+    for batch in iter_batches(dev, batch_size, collate_mel_text):
         out = model(batch["mel"], batch["mel_lens"])
         losses.append(float(model.ctc_loss(out, batch["text"], batch["text_lens"])))
         hyps += model.greedy_ctc_decode(out)
