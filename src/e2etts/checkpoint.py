@@ -60,3 +60,11 @@ def load_model_file(path: str | Path, expected_kind: str | None = None) -> dict:
 def step_of(path: Path) -> int:
     match = re.search(r"step_(\d+)\.pt$", str(path))
     return int(match.group(1)) if match else -1
+
+
+def load_model(path: str | Path, kind: str, model_cls, config_cls):
+    """Build a component from its final/best checkpoint, in eval mode -> (model, checkpoint)."""
+    ckpt = load_model_file(path, expected_kind=kind)
+    model = model_cls(config_cls(**ckpt["config"]))
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), ckpt

@@ -149,14 +149,10 @@ def cmd_extract_tokens(args) -> None:
 def cmd_assemble_system(args) -> None:
     from .atomic import write_json
     from .config import load_params
+    from .synthesis import vocoder_spec
 
     params = load_params(args.params)
-    voc = params["vocoder"]
-    vocoder = (
-        {"type": "vocos", "path": args.vocoder}
-        if voc["type"] == "vocos"
-        else {"type": "griffinlim", "iters": voc.get("griffinlim_iters", 32)}
-    )
+    vocoder = vocoder_spec(params["vocoder"], args.vocoder)
     for path in (args.tokenizer, args.llm, args.flow):
         if not Path(path).exists():
             raise UserError(f"{path}: checkpoint not found")
@@ -240,11 +236,9 @@ def cmd_topline(args) -> None:
         toplines.ground_truth(items, out_dir)
     elif args.kind == "gt_vocoded":
         from .config import load_params
-        from .synthesis import make_vocoder
+        from .synthesis import make_vocoder, vocoder_spec
 
-        voc = load_params(args.params)["vocoder"]
-        spec = ({"type": "vocos", "path": args.vocoder} if voc["type"] == "vocos"
-                else {"type": "griffinlim", "iters": voc.get("griffinlim_iters", 32)})
+        spec = vocoder_spec(load_params(args.params)["vocoder"], args.vocoder)
         toplines.vocoded(items, make_vocoder(spec), out_dir)
     else:
         from .synthesis import System

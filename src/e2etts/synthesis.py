@@ -40,6 +40,13 @@ class SynthesisConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+def vocoder_spec(section: dict, vocos_path: str | None) -> dict:
+    """params.yaml `vocoder` section (+ the trained checkpoint) -> the spec make_vocoder reads."""
+    if section["type"] == "vocos":
+        return {"type": "vocos", "path": vocos_path}
+    return {"type": "griffinlim", "iters": section.get("griffinlim_iters", 32)}
+
+
 def make_vocoder(spec: dict):
     """spec {"type": "griffinlim", "iters": n} | {"type": "vocos", "path": final.pt}
     -> callable log-mel (T, 80) -> wav (samples,)."""

@@ -90,9 +90,7 @@ def build_task(
 
 
 def load_flow(path: str | Path) -> FlowMatchingDecoder:
-    from ..checkpoint import load_model_file
+    from ..checkpoint import load_model
 
-    ckpt = load_model_file(path, expected_kind="flow")
-    model = FlowMatchingDecoder(FlowMatchingConfig(**ckpt["config"]))
-    model.load_state_dict(ckpt["model"])
-    return model.eval()
+    model, _ = load_model(path, "flow", FlowMatchingDecoder, FlowMatchingConfig)
+    return model

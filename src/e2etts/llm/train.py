@@ -76,12 +76,10 @@ def build_task(
 
 
 def load_llm(path: str | Path) -> TextToTokenLM:
-    from ..checkpoint import load_model_file
+    from ..checkpoint import load_model
 
-    ckpt = load_model_file(path, expected_kind="llm")
-    model = TextToTokenLM(TextToTokenLMConfig(**ckpt["config"]))
-    model.load_state_dict(ckpt["model"])
-    return model.eval()
+    model, _ = load_model(path, "llm", TextToTokenLM, TextToTokenLMConfig)
+    return model
 
 
 

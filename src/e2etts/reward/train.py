@@ -91,9 +91,7 @@ def build_task(params: dict, features_dir: Path, tokens_dir: Path, init: Path | 
 
 
 def load_reward(path: str | Path) -> tuple[RewardModel, dict]:
-    from ..checkpoint import load_model_file
+    from ..checkpoint import load_model
 
-    ckpt = load_model_file(path, expected_kind="reward")
-    model = RewardModel(RewardModelConfig(**ckpt["config"]))
-    model.load_state_dict(ckpt["model"])
-    return model.eval(), ckpt["speakers"]
+    model, ckpt = load_model(path, "reward", RewardModel, RewardModelConfig)
+    return model, ckpt["speakers"]

@@ -88,12 +88,10 @@ def build_task(section: dict, features_dir: Path) -> TrainTask:
 
 
 def load_tokenizer(path: str | Path) -> SpeechTokenizer:
-    from ..checkpoint import load_model_file
+    from ..checkpoint import load_model
 
-    ckpt = load_model_file(path, expected_kind="tokenizer")
-    model = SpeechTokenizer(SpeechTokenizerConfig(**ckpt["config"]))
-    model.load_state_dict(ckpt["model"])
-    return model.eval()
+    model, _ = load_model(path, "tokenizer", SpeechTokenizer, SpeechTokenizerConfig)
+    return model
 
 
 @torch.no_grad()

@@ -83,11 +83,7 @@ def build_task(section: dict, manifest_dir: Path) -> TrainTask:
 
 
 def load_vocoder(path: str | Path) -> VocosVocoder:
-    from ..checkpoint import load_model_file
+    from ..checkpoint import load_model
 
-    ckpt = load_model_file(path, expected_kind="vocoder")
-    cfg = VocosConfig(**{k: tuple(map(tuple, v)) if k == "stft_resolutions" else v
-                         for k, v in ckpt["config"].items()})
-    model = VocosVocoder(cfg)
-    model.load_state_dict(ckpt["model"])
-    return model.eval()
+    model, _ = load_model(path, "vocoder", VocosVocoder, VocosConfig)
+    return model
