@@ -1,5 +1,6 @@
 """Flow-matching decoder: loss masking, overfit, sampling shapes, gradients to tokens."""
 
+import pytest
 import torch
 
 from e2etts.flow.model import FlowMatchingConfig, FlowMatchingDecoder
@@ -102,3 +103,37 @@ def test_sample_shapes_and_finite():
     )
     assert [o.shape for o in outs] == [(27, 16), (19, 16)]
     assert model.training  # restored after sampling
+
+
+def test_prior_is_trained_toward_the_mel_and_reported():
+    model = _tiny()
+    parts = {}
+    batch = _batch()
+    total = model.loss(*batch, generator=torch.Generator().manual_seed(0), parts=parts)
+    assert set(parts) == {"fm", "prior"}
+    assert float(total) == pytest.approx(parts["fm"] + parts["prior"], rel=1e-5)
+    # The prior term's gradient reaches prior_proj; with prior_weight 0 it does not exist.
+    total.backward()
+    assert model.prior_proj.weight.grad.abs().sum() > 0
+    off = _tiny(prior_weight=0.0)
+    off.load_state_dict(model.state_dict())
+    parts_off = {}
+    total_off = off.loss(*batch, generator=torch.Generator().manual_seed(0), parts=parts_off)
+    assert float(total_off) == pytest.approx(parts_off["fm"], rel=1e-5)
+
+
+def test_start_t_one_returns_the_prior_estimate():
+    """Starting the ODE at t=1 skips the flow: the output is mu (denormalized)."""
+    model = _tiny()
+    model.eval()
+    _, _, tokens, _ = _batch()
+    out = model.sample(tokens[:1], None, n_steps=3, cfg_strength=0.0, start_t=1.0,
+                       generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        cond = model.encode_tokens(tokens[:1], torch.tensor([10]))
+        mu = model.norm.denormalize(model.prior_proj(cond))
+    assert out.shape == mu.shape
+    assert torch.allclose(out, mu, atol=1e-3)  # sigma_min * noise is all that is left
+    halfway = model.sample(tokens[:1], None, n_steps=3, cfg_strength=0.0, start_t=0.5,
+                           generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(halfway).all() and not torch.allclose(halfway, mu)

@@ -54,7 +54,9 @@ def _cfg(**kw):
 
 def _rows(path):
     with open(path) as fh:
-        return [{k: v for k, v in r.items() if k != "wall_s"} for r in csv.DictReader(fh, delimiter="\t")]
+        # Wall-clock columns differ between runs; everything else must not.
+        return [{k: v for k, v in r.items() if k not in ("wall_s", "train_min")}
+                for r in csv.DictReader(fh, delimiter="\t")]
 
 
 def test_batches_are_deterministic_and_cover_items():
@@ -120,3 +122,69 @@ def test_batch_size_must_split_across_ranks(tmp_path, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "3")
     with pytest.raises(UserError, match="divisible"):
         fit(_toy_task(), _cfg(batch_size=8), tmp_path, seed=0)
+
+
+def test_detect_memorization_fires_only_on_the_pattern():
+    from e2etts.train import detect_memorization
+
+    falling = [3.0, 2.5, 2.0, 1.5, 1.0, 0.5]
+    # Held-out best at evaluation 2, three evaluations ago, while training loss halves.
+    memorizing = [3.0, 2.8, 2.7, 2.75, 2.9, 3.1]
+    assert "memorizing" in detect_memorization(falling, memorizing, span=3)
+    assert detect_memorization(falling, memorizing, span=4) is None  # not waited long enough
+    assert detect_memorization(falling, [3.0, 2.8, 2.6, 2.5, 2.4, 2.3], span=3) is None
+    flat_train = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]  # both stalled: a plateau, not memorizing
+    assert detect_memorization(flat_train, memorizing, span=3) is None
+    assert detect_memorization(falling, memorizing, span=0) is None
+
+
+def test_memorization_guard_stops_a_model_that_memorizes(tmp_path):
+    """A wide model on 8 noisy-label items memorizes them; held-out loss rises -> stop."""
+    g = torch.Generator().manual_seed(2)
+    x, dev_x = torch.randn(8, 16, generator=g), torch.randn(64, 16, generator=g)
+    y, dev_y = torch.randn(8, 1, generator=g), torch.randn(64, 1, generator=g)  # pure noise
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 256), nn.GELU(), nn.Linear(256, 1))
+    task = TrainTask(
+        kind="toy",
+        model=model,
+        dataset=[(x[i], y[i]) for i in range(8)],
+        lengths=[1] * 8,
+        collate=lambda items: (torch.stack([a for a, _ in items]), torch.stack([b for _, b in items])),
+        loss=lambda m, b: (nn.functional.mse_loss(m(b[0]), b[1]), {}),
+        evaluate=lambda m: {"dev_loss": float(nn.functional.mse_loss(m(dev_x), dev_y))},
+        export=lambda m: {"model": m.state_dict(), "config": {}},
+    )
+    cfg = _cfg(max_steps=400, batch_size=8, lr=1e-2, eval_every=10, memorization_span=3)
+    result = fit(task, cfg, tmp_path, seed=0)
+    dev = _rows(tmp_path / "dev_log.tsv")
+    assert int(dev[-1]["step"]) < 400  # stopped early
+    assert result["step"] == int(min(dev, key=lambda r: float(r["dev_loss"]))["step"])
+    assert float(dev[-1]["train_loss"]) < float(dev[0]["train_loss"])
+
+
+def test_probe_runs_on_schedule_outside_the_clock_and_rng(tmp_path):
+    calls = []
+
+    def probe(m):
+        torch.rand(5)  # a probe that draws random numbers must not shift training
+        calls.append(1)
+        return {"dev_wer": 1.0 / (len(calls))}
+
+    plain = tmp_path / "plain"
+    fit(_toy_task(), _cfg(), plain, seed=0)
+    task = _toy_task()
+    task.probe = probe
+    probed = tmp_path / "probed"
+    fit(task, _cfg(probe_every=20), probed, seed=0)
+    assert len(calls) == 3  # step 0, 20, 40
+    with open(probed / "curve_log.tsv") as fh:
+        curve = list(csv.DictReader(fh, delimiter="\t"))
+    assert [r["step"] for r in curve] == ["0", "20", "40"]
+    assert float(curve[0]["train_min"]) < 0.01  # nothing trained yet
+    minutes = [float(r["train_min"]) for r in curve]
+    assert minutes == sorted(minutes)
+    assert [float(r["dev_wer"]) for r in curve] == pytest.approx([1.0, 0.5, 1.0 / 3], rel=1e-5)
+    # Same seed -> the same training numbers with or without the probe.
+    assert _rows(plain / "train_log.tsv") == _rows(probed / "train_log.tsv")
+    assert _rows(plain / "dev_log.tsv") == _rows(probed / "dev_log.tsv")

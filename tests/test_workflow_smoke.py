@@ -32,6 +32,26 @@ def test_summary_has_every_system_and_topline(smoke_repo):
     assert summary["gt"]["wer"] < 0.5
 
 
+def test_llm_did_not_memorize_and_curves_were_logged(smoke_repo):
+    """The memorization guard on the smoke LLM (issue 8): held-out loss must not stall for
+    llm.train.memorization_span evaluations while its training loss keeps falling."""
+    import pandas as pd
+    import yaml
+
+    from e2etts.train import detect_memorization
+
+    span = yaml.safe_load((smoke_repo / "config/smoke.yaml").read_text())["llm"]["train"]["memorization_span"]
+    dev = pd.read_csv(smoke_repo / "results/checkpoints/cascade/llm/dev_log.tsv", sep="\t")
+    assert len(dev) > span  # enough evaluations for the guard to judge
+    verdict = detect_memorization(dev["train_loss"].tolist(), dev["dev_loss"].tolist(), span)
+    assert verdict is None, verdict
+    for component in ("llm", "flow"):  # learning curves: held-out WER/SIM of synthesized speech
+        curve = pd.read_csv(smoke_repo / f"results/checkpoints/cascade/{component}/curve_log.tsv", sep="\t")
+        assert {"step", "train_min", "dev_wer", "dev_sim"} <= set(curve.columns)
+        assert curve["step"].iloc[0] == 0 and len(curve) >= 2
+        assert curve["dev_wer"].between(0, 10).all() and curve["dev_sim"].between(-1, 1).all()
+
+
 def test_report_and_synthesis_cli(smoke_repo):
     html = (smoke_repo / "results/report/index.html").read_text()
     assert "<svg" in html and "data:audio/wav;base64," in html

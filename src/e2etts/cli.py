@@ -44,7 +44,7 @@ def cmd_features(args) -> None:
     from .data.features import extract_features
 
     frame = pd.read_csv(args.manifest, sep="\t", keep_default_na=False)
-    extract_features(frame, Path(args.out), threads=args.threads)
+    extract_features(frame, Path(args.out), threads=args.threads, text_frontend=args.text_frontend)
 
 
 def cmd_speaker_check(args) -> None:
@@ -104,6 +104,24 @@ def _task_factory(args, params: dict):
     raise UserError(f"unknown component {component}")
 
 
+def _with_probe(args, params: dict, task, train_cfg):
+    """Attach the learning-curve probe (evaluate.curves) to an llm or flow task."""
+    import dataclasses
+
+    from .evaluate.curves import build_probe
+
+    if args.component not in ("llm", "flow"):
+        raise UserError(f"--curve-items: learning curves exist for llm and flow, not {args.component}")
+    if not args.curve_tokenizer:
+        raise UserError("--curve-items needs --curve-tokenizer (the tokenizer of the tokens)")
+    probe = build_probe(
+        args.component, params["curves"], params, args.curve_tokenizer, args.curve_flow,
+        args.curve_items,
+    )
+    task = dataclasses.replace(task, probe=lambda wrapper: probe(wrapper.model))
+    return task, dataclasses.replace(train_cfg, probe_every=int(params["curves"]["every_steps"]))
+
+
 def cmd_train(args) -> None:
     from .config import build, load_params
     from .seed import seed_everything
@@ -116,7 +134,10 @@ def cmd_train(args) -> None:
     train_cfg = build(TrainConfig, train_section, f"{args.train_section or section_name}.train")
     # Models are built after seeding so initial weights depend on the seed alone.
     seed_everything(params["seed"])
-    result = fit(make(), train_cfg, Path(args.out_dir), seed=params["seed"])
+    task = make()
+    if args.curve_items:
+        task, train_cfg = _with_probe(args, params, task, train_cfg)
+    result = fit(task, train_cfg, Path(args.out_dir), seed=params["seed"])
     print(json.dumps(result))
 
 
@@ -339,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("features", cmd_features, "log-mel + text ids for one split manifest")
     p.add_argument("--manifest", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--text-frontend", choices=["chars", "phones"], default="chars")
 
     p = add("speaker-check", cmd_speaker_check, "resemblyzer check that speakers differ")
     p.add_argument("--manifests", nargs="+", required=True)
@@ -358,6 +380,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features-dir", default="data/features")
     p.add_argument("--tokens-dir", default=None, help="speech tokens (llm, flow)")
     p.add_argument("--manifest-dir", default="data/manifests", help="wav manifests (vocoder)")
+    p.add_argument("--curve-items", default=None,
+                   help="dev item list: log held-out WER/SIM while training (llm, flow)")
+    p.add_argument("--curve-tokenizer", default=None, help="tokenizer final.pt for the probe")
+    p.add_argument("--curve-flow", default=None, help="trained flow final.pt (llm probe)")
     p.add_argument("--out-dir", required=True, help="checkpoint directory")
 
     p = add("export-components", cmd_export_components, "split a joint E1 checkpoint")

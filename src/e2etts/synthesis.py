@@ -17,7 +17,7 @@ import torch
 
 from .audio import MelConfig, load_wav, log_mel
 from .errors import UserError
-from .text import encode, normalize, out_of_vocab
+from .text import encode_text, normalize, out_of_vocab
 
 SUBSAMPLE = 4
 
@@ -33,6 +33,7 @@ class SynthesisConfig:
     min_tokens_per_char: float = 0.5
     n_steps: int = 10
     cfg_strength: float = 0.7
+    noise_scale: float = 1.0
 
     @classmethod
     def from_dict(cls, d: dict) -> SynthesisConfig:
@@ -122,6 +123,16 @@ class System:
         self.vocoder = make_vocoder(self.spec["vocoder"])
         self.cfg = SynthesisConfig.from_dict({**self.spec.get("synthesis", {}), **(overrides or {})})
 
+    @classmethod
+    def from_modules(cls, name: str, tokenizer, llm, flow, vocoder, cfg: SynthesisConfig) -> System:
+        """A system over models already in memory (the learning-curve probe uses the weights
+        being trained); llm may be None for token resynthesis."""
+        system = cls.__new__(cls)
+        system.spec, system.name = {"name": name}, name
+        system.tokenizer, system.llm, system.flow, system.vocoder = tokenizer, llm, flow, vocoder
+        system.cfg = cfg
+        return system
+
     @torch.no_grad()
     def prompt_features(self, prompt_wav: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (prompt mel (Tp, 80) with Tp a multiple of 4, prompt tokens (Tp/4,))."""
@@ -150,7 +161,7 @@ class System:
         generator = torch.Generator().manual_seed(seed)
         pieces, n_tokens, llm_s, flow_s, voc_s = [], 0, 0.0, 0.0, 0.0
         for chunk in split_sentences(text):
-            ids = torch.tensor(encode(prompt_text + " " + chunk))
+            ids = torch.tensor(encode_text(prompt_text + " " + chunk, self.llm.cfg.text_frontend))
             t = time.perf_counter()
             new = self.llm.generate(
                 ids,
@@ -172,6 +183,7 @@ class System:
             mel = self.flow.sample(
                 vectors, prompt_mel[None], n_steps=self.cfg.n_steps,
                 cfg_strength=self.cfg.cfg_strength, generator=generator,
+                noise_scale=self.cfg.noise_scale,
             )[0]
             flow_s += time.perf_counter() - t
             t = time.perf_counter()

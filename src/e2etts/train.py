@@ -48,6 +48,11 @@ class TrainConfig:
     ckpt_every: int = 200
     keep_last: int = 2
     early_stop_patience: int = 0  # evaluations without improvement; 0 disables
+    # Memorization guard: stop when the held-out metric has not improved for this many
+    # evaluations while the training loss kept falling (0 disables). See detect_memorization.
+    memorization_span: int = 0
+    memorization_min_drop: float = 0.02  # relative training-loss fall that counts as "falling"
+    probe_every: int = 0  # learning-curve probe (task.probe) every N steps; 0 disables
     select_metric: str = "dev_loss"  # held-out metric for best.pt (lower is better)
     precision: str = "fp32"  # fp32 | bf16 (autocast; CPU and CUDA)
     device: str = "auto"
@@ -77,6 +82,35 @@ class TrainTask:
     export: Callable[[nn.Module], dict]
     find_unused_parameters: bool = False
     extra_state: dict = field(default_factory=dict)
+    # (unwrapped model) -> {metric: float} from synthesized held-out speech (learning
+    # curves, evaluate.curves); run every TrainConfig.probe_every steps outside the clock.
+    probe: Callable[[nn.Module], dict[str, float]] | None = None
+
+
+def detect_memorization(
+    train_means: Sequence[float], dev_values: Sequence[float], span: int, min_drop: float = 0.02
+) -> str | None:
+    """The memorization pattern FEASIBILITY.md found, or None.
+
+    train_means[i]: mean training loss over the steps before evaluation i; dev_values[i]:
+    the held-out metric at evaluation i (lower is better). Fires when the best held-out
+    value is ``span`` or more evaluations old while the training loss has fallen by more
+    than ``min_drop`` (relative) since then.
+    """
+    if span <= 0 or len(dev_values) <= span or len(train_means) != len(dev_values):
+        return None
+    best = min(range(len(dev_values)), key=lambda i: dev_values[i])
+    waited = len(dev_values) - 1 - best
+    if waited < span:
+        return None
+    then, now = train_means[best], train_means[-1]
+    if now < then * (1 - min_drop):
+        return (
+            f"held-out metric has not improved for {waited} evaluations (best "
+            f"{dev_values[best]:.4f} at evaluation {best + 1}) while the training loss fell "
+            f"{then:.4f} -> {now:.4f}: the model is memorizing its training set"
+        )
+    return None
 
 
 def make_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
@@ -206,6 +240,9 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> di
     step, epoch, batch_pos = 0, 0, 0
     best = {"value": math.inf, "step": -1}
     evals_since_best = 0
+    # Held-out metric and mean training loss at each evaluation (memorization guard), and
+    # the training clock (seconds spent training, probes excluded; survives resumes).
+    history = {"train_means": [], "dev_values": [], "train_s": 0.0, "loss_sum": 0.0, "loss_count": 0}
     state = ckpt_io.load_state(out_dir)
     if state is not None:
         model.load_state_dict(state["model"])
@@ -214,6 +251,7 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> di
         step, epoch, batch_pos = state["step"], state["epoch"], state["batch_pos"]
         best = state["best"]
         evals_since_best = state["evals_since_best"]
+        history = state.get("history", history)
         set_rng_state(state["rng"])
         if info.is_main:
             print(f"[train] resumed {task.kind} from {out_dir / ckpt_io.LAST} at step {step}")
@@ -235,6 +273,8 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> di
             "train": TsvLog(out_dir / "train_log.tsv", resume_step),
             "dev": TsvLog(out_dir / "dev_log.tsv", resume_step),
         }
+        if task.probe is not None and cfg.probe_every:
+            logs["curve"] = TsvLog(out_dir / "curve_log.tsv", resume_step)
     progress = None
     if info.is_main and cfg.progress:
         from tqdm import tqdm
@@ -256,6 +296,8 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> di
                 "batch_pos": batch_pos,
                 "best": best,
                 "evals_since_best": evals_since_best,
+                "history": {**history, "train_s": clock(), "loss_sum": loss_sum,
+                            "loss_count": loss_count},
                 "rng": rng_state(),
                 "train_config": asdict(cfg),
             },
@@ -264,14 +306,22 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> di
 
     def run_eval() -> bool:
         """Evaluate, log, update best.pt. Returns True when early stopping triggers."""
-        nonlocal evals_since_best
+        nonlocal evals_since_best, loss_sum, loss_count
         stop = torch.zeros(1)
         if info.is_main:
             metrics = _evaluate(task, model)
             if cfg.select_metric not in metrics:
                 raise RuntimeError(f"evaluate() must report '{cfg.select_metric}'")
-            logs["dev"].write({"step": step, **metrics})
             value = metrics[cfg.select_metric]
+            history["dev_values"].append(float(value))
+            history["train_means"].append(loss_sum / max(loss_count, 1))
+            loss_sum, loss_count = 0.0, 0
+            memorizing = detect_memorization(
+                history["train_means"], history["dev_values"], cfg.memorization_span,
+                cfg.memorization_min_drop,
+            )
+            logs["dev"].write({"step": step, **metrics, "train_loss": history["train_means"][-1],
+                               "train_min": round(clock() / 60, 3)})
             if value < best["value"]:
                 best.update(value=float(value), step=step)
                 evals_since_best = 0
@@ -282,10 +332,39 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> di
                 print(f"[train] early stop at step {step}: no {cfg.select_metric} gain in "
                       f"{evals_since_best} evaluations (best {best['value']:.4f} at {best['step']})")
                 stop[0] = 1
+            if memorizing:
+                print(f"[train] {task.kind} stopped at step {step}: {memorizing}; keeping the "
+                      f"held-out best (step {best['step']}). More distinct training data or "
+                      "more regularization is the fix, not more steps")
+                stop[0] = 1
         if info.enabled:
             torch.distributed.broadcast(stop, 0)
         return bool(stop.item())
 
+    def run_probe() -> None:
+        if not (info.is_main and task.probe is not None and cfg.probe_every):
+            return
+        rng = rng_state()
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                figures = task.probe(model)
+        finally:
+            model.train(was_training)
+            set_rng_state(rng)
+        logs["curve"].write({"step": step, "train_min": round(clock() / 60, 3), **figures})
+        print(f"[train] {task.kind} step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in figures.items()))
+
+    loss_sum, loss_count = history["loss_sum"], history["loss_count"]
+    clock_base, clock_start = history["train_s"], time.perf_counter()
+
+    def clock() -> float:
+        return clock_base + time.perf_counter() - clock_start
+
+    if step == 0:
+        run_probe()  # the untrained starting point of the curve
+        clock_start = time.perf_counter()
     t0 = time.perf_counter()
     stopped = False
     model.train()
@@ -313,6 +392,8 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> di
                 ) from None
             optimizer.step()
             scheduler.step()
+            loss_sum += float(loss.detach())
+            loss_count += 1
             step += 1
             batch_pos += 1
             if progress is not None:
@@ -334,6 +415,10 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> di
                 )
             if step % cfg.eval_every == 0 or step == cfg.max_steps:
                 stopped = run_eval()
+            if cfg.probe_every and (step % cfg.probe_every == 0 or step == cfg.max_steps or stopped):
+                paused = time.perf_counter()
+                run_probe()
+                clock_start += time.perf_counter() - paused  # probes are not training time
             if step % cfg.ckpt_every == 0 or step == cfg.max_steps or stopped:
                 save()
             if stopped:

@@ -48,6 +48,7 @@ rule extract_tokens:
 
 rule train_llm:
     input:
+        unpack(curve_inputs("llm")),
         tokens=expand("data/tokens/{{system}}/{split}.pt", split=["train", "dev"]),
         init=stage2_init("llm"),
     output:
@@ -56,6 +57,7 @@ rule train_llm:
         system="cascade|e2e_tok",
     params:
         cfg=component_cfg("llm"),
+        curves=curve_args,
         tokens_dir=lambda wc, input: os.path.dirname(input.tokens[0]),
         out_dir=lambda wc, output: os.path.dirname(output.model),
         init=lambda wc, input: f"--init {input.init} --train-section stage2" if input.init else "",
@@ -72,11 +74,12 @@ rule train_llm:
         "benchmarks/{system}/train_llm.tsv"
     shell:
         "e2etts train llm --params {params.cfg:q} --tokens-dir {params.tokens_dir} {params.init}"
-        " --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"
+        " {params.curves} --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"
 
 
 rule train_flow:
     input:
+        unpack(curve_inputs("flow")),
         tokens=expand("data/tokens/{{system}}/{split}.pt", split=["train", "dev"]),
         init=stage2_init("flow"),
     output:
@@ -85,6 +88,7 @@ rule train_flow:
         system="cascade|e2e_tok",
     params:
         cfg=component_cfg("flow"),
+        curves=curve_args,
         tokens_dir=lambda wc, input: os.path.dirname(input.tokens[0]),
         out_dir=lambda wc, output: os.path.dirname(output.model),
         init=lambda wc, input: f"--init {input.init} --train-section stage2" if input.init else "",
@@ -101,7 +105,7 @@ rule train_flow:
         "benchmarks/{system}/train_flow.tsv"
     shell:
         "e2etts train flow --params {params.cfg:q} --tokens-dir {params.tokens_dir} {params.init}"
-        " --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"
+        " {params.curves} --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"
 
 
 rule assemble_system:

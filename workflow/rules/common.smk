@@ -14,6 +14,13 @@ def section_json(*keys):
     return json.dumps({k: config[k] for k in keys}, sort_keys=True)
 
 
+def corpus_cfg():
+    """seed + data without the text front end: audio and manifests do not depend on it, so
+    switching chars <-> phones re-extracts features but does not re-synthesize the corpus."""
+    data = {k: v for k, v in config["data"].items() if k != "text_frontend"}
+    return json.dumps({"seed": config["seed"], "data": data}, sort_keys=True)
+
+
 def vocoder_checkpoint():
     """The shared vocoder's checkpoint, or nothing when Griffin-Lim (no training) is used."""
     if config["vocoder"]["type"] == "vocos":
@@ -33,12 +40,41 @@ def stage2_init(component):
     return inner
 
 
+def curves_on(wc):
+    return wc.system == "cascade" and config["curves"]["enabled"]
+
+
 def component_cfg(component):
     def inner(wc):
         keys = ("seed", component, "stage2") if wc.system == "e2e_tok" else ("seed", component)
+        if curves_on(wc):  # the probe synthesizes and scores like the evaluation does
+            keys += ("curves", "synthesis", "eval", "vocoder")
         return section_json(*keys)
 
     return inner
+
+
+def curve_inputs(component):
+    """Input function (unpack): the dev list, tokenizer and (LLM) flow of the probe."""
+
+    def inner(wc):
+        if not curves_on(wc):
+            return {}
+        inputs = {
+            "curve_items": "data/manifests/dev_items.tsv",
+            "curve_tokenizer": f"{CKPT}/cascade/tokenizer/final.pt",
+        }
+        if component == "llm":
+            inputs["curve_flow"] = f"{CKPT}/cascade/flow/final.pt"
+        return inputs
+
+    return inner
+
+
+def curve_args(wc, input):
+    """The probe's command-line flags, from the inputs curve_inputs added."""
+    names = ("curve_items", "curve_tokenizer", "curve_flow")
+    return " ".join(f"--{n.replace('_', '-')} {getattr(input, n)}" for n in names if hasattr(input, n))
 
 
 def system_components(wc):

@@ -2,13 +2,14 @@ rule data_all:
     input:
         expand("data/features/{split}.pt", split=SPLITS),
         "results/metrics/corpus.json",
+        "data/manifests/dev_items.tsv",
 
 
 rule prepare_corpus:
     output:
         manifest="data/corpus/raw_manifest.tsv",
     params:
-        cfg=section_json("seed", "data"),
+        cfg=corpus_cfg(),
         wav_dir="data/corpus/wavs",
     threads: workflow.cores
     resources:
@@ -32,7 +33,7 @@ rule validate_manifests:
         manifests=expand("data/manifests/{split}.tsv", split=SPLITS),
         report="data/manifests/data_report.json",
     params:
-        cfg=section_json("seed", "data"),
+        cfg=corpus_cfg(),
         out_dir=lambda wc, output: os.path.dirname(output.report),
     threads: 1
     resources:
@@ -54,6 +55,8 @@ rule extract_features:
         manifest="data/manifests/{split}.tsv",
     output:
         features="data/features/{split}.pt",
+    params:
+        text_frontend=config["data"].get("text_frontend", "chars"),
     threads: 1
     resources:
         mem_mb=4000,
@@ -66,7 +69,7 @@ rule extract_features:
         "benchmarks/data/features_{split}.tsv"
     shell:
         "e2etts features --manifest {input.manifest} --out {output.features}"
-        " --threads {threads} > {log} 2>&1"
+        " --text-frontend {params.text_frontend} --threads {threads} > {log} 2>&1"
 
 
 rule speaker_check:
@@ -88,3 +91,24 @@ rule speaker_check:
     shell:
         "e2etts speaker-check --manifests {input.manifests} --per-speaker {params.per_speaker}"
         " --seed {params.seed} --out {output.report} > {log} 2>&1"
+
+
+# The fixed dev list of the learning curves (curves.n_items items; unseen sentences, seen
+# and unseen voices), made like the test list.
+rule make_dev_items:
+    input:
+        dev="data/manifests/dev.tsv",
+        train="data/manifests/train.tsv",
+    output:
+        dev_items="data/manifests/dev_items.tsv",
+    params:
+        n_items=config["curves"]["n_items"],
+        seed=config["seed"],
+    threads: 1
+    conda:
+        CONDA_ENV
+    log:
+        "logs/data/make_dev_items.log",
+    shell:
+        "e2etts make-items --test {input.dev} --train {input.train} --n-items {params.n_items}"
+        " --seed {params.seed} --out {output.dev_items} > {log} 2>&1"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +22,7 @@ import torch
 from ..atomic import torch_save
 from ..audio import MelConfig, load_wav, log_mel
 from ..errors import DataError, UserError
-from ..text import encode, normalize
+from ..text import encode_text, normalize
 
 log = logging.getLogger(__name__)
 DEFAULT_MEL = MelConfig()  # frozen, so one shared default instance is safe
@@ -32,8 +33,10 @@ def extract_features(
     out_path: str | Path,
     mel_cfg: MelConfig = DEFAULT_MEL,
     threads: int = 1,
+    text_frontend: str = "chars",
 ) -> dict:
-    """Log-mel + text ids for every row of a (validated) manifest, saved atomically.
+    """Log-mel + text ids (text_frontend: chars | phones) for every row of a (validated)
+    manifest, saved atomically.
 
     Nothing is written unless every row succeeds. Returns a summary dict
     (utterances, frames, seconds).
@@ -48,14 +51,22 @@ def extract_features(
     start = time.monotonic()
     mels: list[torch.Tensor] = []
     text_ids: list[torch.Tensor] = []
+
+    def to_ids(text: str) -> list[int] | ValueError:
+        try:
+            return encode_text(normalize(str(text)), text_frontend)
+        except ValueError as exc:
+            return exc
+
+    # The phone front end runs flite's t2p once per sentence: a process each, so in threads.
+    with ThreadPoolExecutor(max(1, int(threads)) * 4) as pool:
+        all_ids = list(pool.map(to_ids, manifest["text"]))
     try:
-        rows = zip(manifest["utt_id"], manifest["text"], manifest["wav"], strict=True)
+        rows = zip(manifest["utt_id"], all_ids, manifest["wav"], strict=True)
         with torch.inference_mode():
-            for utt_id, text, wav in rows:
-                try:
-                    ids = encode(normalize(str(text)))
-                except ValueError as exc:
-                    raise DataError(wav, f"utt {utt_id}: {exc}") from None
+            for utt_id, ids, wav in rows:
+                if isinstance(ids, ValueError):
+                    raise DataError(wav, f"utt {utt_id}: {ids}")
                 if not ids:
                     raise DataError(wav, f"utt {utt_id}: empty text")
                 text_ids.append(torch.tensor(ids, dtype=torch.long))
@@ -76,6 +87,7 @@ def extract_features(
         "speaker": [str(s) for s in manifest["speaker"]],
         "text": [normalize(str(t)) for t in manifest["text"]],
         "text_ids": text_ids,
+        "text_frontend": text_frontend,
         "mel": torch.cat(mels),
         "offsets": offsets,
         "lengths": lengths,
@@ -112,6 +124,7 @@ class FeatureSet:
         self.speakers: list[str] = data["speaker"]
         self.texts: list[str] = data["text"]
         self.text_ids: list[torch.Tensor] = data["text_ids"]
+        self.text_frontend: str = data.get("text_frontend", "chars")
         self.mel: torch.Tensor = data["mel"]
         self.offsets: torch.Tensor = data["offsets"]
         self.lengths: torch.Tensor = data["lengths"]

@@ -11,6 +11,7 @@ no fallback, no VAD, no conditioning on previous text.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -81,6 +82,9 @@ class WERJudge:
             path = default_model_dir()
             label = "tiny.en"
         from faster_whisper import WhisperModel
+
+        # One INFO line per transcription drowns training logs (the learning-curve probe).
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)
 
         self.model_dir = path
         self.beam_size = int(beam_size)

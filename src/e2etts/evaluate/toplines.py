@@ -64,7 +64,7 @@ def resynthesize(items: pd.DataFrame, system, out_dir: Path, name: str, seed: in
         vectors = system.tokenizer.fsq.indices_to_vectors(tokens)[None]
         mel = system.flow.sample(
             vectors, prompt_mel[None], n_steps=system.cfg.n_steps,
-            cfg_strength=system.cfg.cfg_strength,
+            cfg_strength=system.cfg.cfg_strength, noise_scale=system.cfg.noise_scale,
             generator=torch.Generator().manual_seed(seed + i),
         )[0]
         wav = system.vocoder(mel)

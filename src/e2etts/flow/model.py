@@ -1,13 +1,19 @@
 """Flow-matching decoder (OT-CFM, Lipman et al. 2023 / CosyVoice): speech tokens -> log-mel.
 
 token vectors (B, T', d_fsq) -> Linear + small transformer (token encoder)
--> repeat each token 4x (mel rate, 100 frames/s) -> "cond" (B, 4T', d_model).
-Estimator v(x_t, t, cond, prompt): a transformer over Linear(concat[x_t, cond, prompt_mel])
+-> repeat each token 4x (mel rate, 100 frames/s) -> "cond" (B, 4T', d_model), and
+"mu" = Linear(cond) (B, 4T', n_mels): a direct mel estimate from the tokens alone.
+Estimator v(x_t, t, cond, mu, prompt): a transformer over Linear(concat[x_t, cond, mu, prompt_mel])
 with RoPE positions and adaLN-Zero time conditioning. prompt_mel is the ground-truth mel on
 a prefix (the voice prompt) and zeros elsewhere.
 
 Frame rule: tokens cover 4 * token_lens mel frames (see tokenizer.model: token_lens =
 ceil(mel_lens / 4)); training frames beyond min(mel_lens, 4 * token_lens) are masked.
+
+mu is trained toward the normalized mel (the "prior" loss of Grad-TTS / Matcha-TTS,
+weight prior_weight): it makes the token encoder carry the frame content explicitly, so
+the estimator only has to add detail. Measured on the default corpus it is what made the
+flow usable within a CPU budget (docs/design-decisions.md).
 
 Works in normalized mel space (per-bin buffers mel_mean / mel_std, `set_normalization`);
 `sample` returns un-normalized log-mel.
@@ -37,6 +43,7 @@ class FlowMatchingConfig:
     token_encoder_layers: int = 2
     prompt_zero_prob: float = 0.3  # fraction of training items with no prompt prefix
     prompt_max_frac: float = 0.5  # otherwise the prefix is uniform in [0, frac * length]
+    prior_weight: float = 1.0  # MSE of mu against the normalized mel; 0 leaves mu unsupervised
 
 
 class FlowMatchingDecoder(nn.Module):
@@ -48,7 +55,8 @@ class FlowMatchingDecoder(nn.Module):
         self.norm = MelNormalizer(cfg.n_mels)
         self.token_in = nn.Linear(cfg.fsq_dim, d)
         self.token_encoder = Transformer(d, cfg.n_heads, cfg.token_encoder_layers, cfg.dropout)
-        self.in_proj = nn.Linear(2 * cfg.n_mels + d, d)
+        self.prior_proj = nn.Linear(d, cfg.n_mels)
+        self.in_proj = nn.Linear(3 * cfg.n_mels + d, d)
         self.time_emb = TimestepEmbedding(d)
         self.estimator = Transformer(d, cfg.n_heads, cfg.n_layers, cfg.dropout, cond_dim=d)
         self.out_proj = nn.Linear(d, cfg.n_mels)
@@ -72,12 +80,13 @@ class FlowMatchingDecoder(nn.Module):
         x: torch.Tensor,
         t: torch.Tensor,
         cond: torch.Tensor,
+        mu: torch.Tensor,
         prompt: torch.Tensor,
         valid: torch.Tensor,
     ) -> torch.Tensor:
-        """x (B, T, n_mels) at time t (B,); cond (B, T, d); prompt (B, T, n_mels) zeros outside
-        the prefix; valid (B, T) -> velocity (B, T, n_mels)."""
-        h = self.in_proj(torch.cat([x, cond, prompt], dim=-1))
+        """x (B, T, n_mels) at time t (B,); cond (B, T, d); mu (B, T, n_mels); prompt
+        (B, T, n_mels) zeros outside the prefix; valid (B, T) -> velocity (B, T, n_mels)."""
+        h = self.in_proj(torch.cat([x, cond, mu, prompt], dim=-1))
         h, _ = self.estimator(h, valid, cond=self.time_emb(t))
         return self.out_proj(h)
 
@@ -88,12 +97,15 @@ class FlowMatchingDecoder(nn.Module):
         token_vectors: torch.Tensor,
         token_lens: torch.Tensor,
         generator: torch.Generator | None = None,
+        parts: dict | None = None,
     ) -> torch.Tensor:
-        """OT-CFM loss (mean squared velocity error over valid, non-prompt frames and bins).
+        """OT-CFM loss (mean squared velocity error over valid, non-prompt frames and bins)
+        + prior_weight * mean squared error of mu against the normalized mel (same frames).
 
         mel (B, T, n_mels) log-mel; token_vectors (B, T', d_fsq) hard / straight-through /
         soft code vectors (differentiable). The mel is truncated or zero-padded to 4 * T'.
         generator draws t, noise, prompt lengths and CFG drops (default: global RNG).
+        parts, if given, receives the two terms as floats ("fm", "prior") for logging.
         """
         cfg = self.cfg
         B, Tt, _ = token_vectors.shape
@@ -114,20 +126,25 @@ class FlowMatchingDecoder(nn.Module):
         prompt = x1 * in_prompt[..., None]
 
         cond = self.encode_tokens(token_vectors, token_lens)
+        mu = self.prior_proj(cond)
+        w = (valid & ~in_prompt)[..., None].to(mu.dtype)
+        denom = (w.sum() * cfg.n_mels).clamp_min(1.0)
+        prior = ((mu - x1) ** 2 * w).sum() / denom
         # CFG: the unconditional model sees neither tokens nor prompt.
         keep = torch.rand(B, device=dev, generator=generator) >= cfg.cond_drop_prob
         keep = keep[:, None, None].to(cond.dtype)
-        cond, prompt = cond * keep, prompt * keep
+        cond, mu, prompt = cond * keep, mu * keep, prompt * keep
 
         t = torch.rand(B, device=dev, generator=generator)
         x0 = torch.randn(x1.shape, device=dev, generator=generator, dtype=x1.dtype)
         tt = t[:, None, None]
         xt = (1 - (1 - cfg.sigma_min) * tt) * x0 + tt * x1
         target = x1 - (1 - cfg.sigma_min) * x0
-        v = self.velocity(xt, t, cond, prompt, valid)
-
-        w = (valid & ~in_prompt)[..., None].to(v.dtype)
-        return ((v - target) ** 2 * w).sum() / (w.sum() * cfg.n_mels).clamp_min(1.0)
+        v = self.velocity(xt, t, cond, mu, prompt, valid)
+        fm = ((v - target) ** 2 * w.to(v.dtype)).sum() / denom
+        if parts is not None:
+            parts.update(fm=float(fm.detach()), prior=float(prior.detach()))
+        return fm + cfg.prior_weight * prior
 
     @torch.no_grad()
     def _solve(
@@ -139,8 +156,11 @@ class FlowMatchingDecoder(nn.Module):
         n_steps: int,
         cfg_strength: float,
         generator: torch.Generator | None,
+        noise_scale: float = 1.0,
+        start_t: float = 0.0,
     ) -> torch.Tensor:
-        """Euler ODE from N(0, I) at t=0 to t=1 -> normalized mel canvas (B, 4T', n_mels)
+        """Euler ODE from N(0, noise_scale^2 I) at t=0 to t=1 (or from the OT path point
+        between that noise and mu at t=start_t: the flow then refines the prior's estimate) -> normalized mel canvas (B, 4T', n_mels)
         with the prompt frames overwritten by the prompt."""
         B, Tt, _ = token_vectors.shape
         T = self.cfg.upsample * Tt
@@ -153,21 +173,26 @@ class FlowMatchingDecoder(nn.Module):
             prompt[:, : p.shape[1]] = p
             prompt = prompt * in_prompt
         cond = self.encode_tokens(token_vectors.float(), token_lens)
-        x = torch.randn(B, T, self.cfg.n_mels, device=dev, generator=generator)
+        mu = self.prior_proj(cond)
+        # noise_scale < 1 starts nearer the mean path (Matcha-TTS's "temperature"): less
+        # detail, more intelligible when the estimator is young.
+        x = noise_scale * torch.randn(B, T, self.cfg.n_mels, device=dev, generator=generator)
+        x = (1 - (1 - self.cfg.sigma_min) * start_t) * x + start_t * mu
         use_cfg = cfg_strength != 0.0
         if use_cfg:  # one batched pass: conditional rows, then unconditional rows
             cond2 = torch.cat([cond, torch.zeros_like(cond)])
+            mu2 = torch.cat([mu, torch.zeros_like(mu)])
             prompt2 = torch.cat([prompt, torch.zeros_like(prompt)])
             valid2 = torch.cat([valid, valid])
-        dt = 1.0 / n_steps
+        dt = (1.0 - start_t) / n_steps
         for i in range(n_steps):
-            t = torch.full((B,), i * dt, device=dev)
+            t = torch.full((B,), start_t + i * dt, device=dev)
             if use_cfg:
-                v = self.velocity(torch.cat([x, x]), torch.cat([t, t]), cond2, prompt2, valid2)
+                v = self.velocity(torch.cat([x, x]), torch.cat([t, t]), cond2, mu2, prompt2, valid2)
                 vc, vu = v.chunk(2)
                 v = vc + cfg_strength * (vc - vu)
             else:
-                v = self.velocity(x, t, cond, prompt, valid)
+                v = self.velocity(x, t, cond, mu, prompt, valid)
             x = x + dt * v
         return torch.where(in_prompt, prompt, x)
 
@@ -179,6 +204,8 @@ class FlowMatchingDecoder(nn.Module):
         n_steps: int = 10,
         cfg_strength: float = 0.7,
         generator: torch.Generator | None = None,
+        noise_scale: float = 1.0,
+        start_t: float = 0.0,
     ) -> torch.Tensor:
         """token_vectors (B, T', d_fsq) covering prompt + target (all items full length),
         prompt_mel (B, Tp, n_mels) log-mel or None -> log-mel (B, 4T' - Tp, n_mels): only the
@@ -192,7 +219,8 @@ class FlowMatchingDecoder(nn.Module):
         lens = torch.full((B,), Tt, device=dev, dtype=torch.long)
         plens = torch.full((B,), Tp, device=dev, dtype=torch.long)
         x = self._eval_solve(
-            token_vectors, lens, prompt_mel, plens, n_steps, cfg_strength, generator
+            token_vectors, lens, prompt_mel, plens, n_steps, cfg_strength, generator, noise_scale,
+            start_t,
         )
         return self.norm.denormalize(x[:, Tp:])
 
@@ -206,6 +234,8 @@ class FlowMatchingDecoder(nn.Module):
         n_steps: int = 10,
         cfg_strength: float = 0.7,
         generator: torch.Generator | None = None,
+        noise_scale: float = 1.0,
+        start_t: float = 0.0,
     ) -> list[torch.Tensor]:
         """Padded batch: token_vectors (B, T', d_fsq), token_lens (B,), prompt_mel
         (B, Tp, n_mels) right-padded, prompt_lens (B,) -> per item log-mel
@@ -215,7 +245,8 @@ class FlowMatchingDecoder(nn.Module):
             Tp = 0 if prompt_mel is None else prompt_mel.shape[1]
             prompt_lens = torch.full((B,), Tp, device=token_vectors.device, dtype=torch.long)
         x = self._eval_solve(
-            token_vectors, token_lens, prompt_mel, prompt_lens, n_steps, cfg_strength, generator
+            token_vectors, token_lens, prompt_mel, prompt_lens, n_steps, cfg_strength, generator,
+            noise_scale, start_t,
         )
         x = self.norm.denormalize(x)
         ends = (self.cfg.upsample * token_lens).tolist()

@@ -45,8 +45,11 @@ class FlowTraining(nn.Module):
 
     def forward(self, batch: dict, generator: torch.Generator | None = None):
         vectors = self.fsq.indices_to_vectors(batch["tokens"])
-        loss = self.model.loss(batch["mel"], batch["mel_lens"], vectors, batch["token_lens"], generator)
-        return loss, {"fm": float(loss.detach())}
+        parts: dict = {}
+        loss = self.model.loss(
+            batch["mel"], batch["mel_lens"], vectors, batch["token_lens"], generator, parts
+        )
+        return loss, parts
 
 
 def evaluate_flow(wrapper: FlowTraining, dev: TokenizedSet, batch_size: int = 16) -> dict:

@@ -113,12 +113,13 @@ def evaluate_joint(model: JointE1, dev: FeatureSet, speakers: dict, batch_size: 
     return metrics
 
 
-def build_models(params: dict, n_speakers: int, mel_stats) -> tuple:
+def build_models(params: dict, n_speakers: int, mel_stats, text_frontend: str = "chars") -> tuple:
     tok_cfg = build(SpeechTokenizerConfig, {"text_vocab_size": VOCAB_SIZE, **params["tokenizer"]["model"]}, "tokenizer.model")
     levels = tok_cfg.fsq_levels
     dim = len(levels)
     flow_cfg = build(FlowMatchingConfig, {"fsq_dim": dim, **params["flow"]["model"]}, "flow.model")
-    llm_cfg = build(TextToTokenLMConfig, {"text_vocab_size": VOCAB_SIZE, "fsq_levels": levels, **params["llm"]["model"]}, "llm.model")
+    llm_cfg = build(TextToTokenLMConfig, {"text_vocab_size": VOCAB_SIZE, "fsq_levels": levels,
+                                           "text_frontend": text_frontend, **params["llm"]["model"]}, "llm.model")
     rm_cfg = build(RewardModelConfig, {"fsq_dim": dim, "text_vocab_size": VOCAB_SIZE, "n_speakers": n_speakers, **params["reward"]["model"]}, "reward.model")
     tokenizer, flow = SpeechTokenizer(tok_cfg), FlowMatchingDecoder(flow_cfg)
     llm, reward = TextToTokenLM(llm_cfg), RewardModel(rm_cfg)
@@ -133,7 +134,7 @@ def build_task(params: dict, features_dir: Path, init_tokenizer: str | None) -> 
     train = FeatureSet(features_dir / "train.pt")
     dev = FeatureSet(features_dir / "dev.pt")
     speakers = speaker_index(train.speakers)
-    tokenizer, flow, llm, reward = build_models(params, len(speakers), train.mel_stats())
+    tokenizer, flow, llm, reward = build_models(params, len(speakers), train.mel_stats(), train.text_frontend)
     if cfg.init_tokenizer and init_tokenizer:
         from ..checkpoint import load_model_file
 

@@ -38,6 +38,7 @@ class TextToTokenLMConfig:
     n_heads: int = 4
     dropout: float = 0.1
     max_len: int = 1024  # text + 1 + speech tokens (40 s of speech at 25 Hz): generation guard
+    text_frontend: str = "chars"  # how text becomes ids (text.encode_text); set from the features
 
 
 class TextToTokenLM(nn.Module):

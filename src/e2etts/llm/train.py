@@ -51,7 +51,8 @@ def build_task(
     dev = TokenizedSet(features_dir / "dev.pt", tokens_dir / "dev.pt", with_mel=False)
     cfg = build(
         TextToTokenLMConfig,
-        {"text_vocab_size": VOCAB_SIZE, "fsq_levels": train.fsq_levels, **section["model"]},
+        {"text_vocab_size": VOCAB_SIZE, "fsq_levels": train.fsq_levels,
+         "text_frontend": train.features.text_frontend, **section["model"]},
         "llm.model",
     )
     model = TextToTokenLM(cfg)

@@ -33,7 +33,7 @@ PALETTE = [
 GREY = "#b8b8b8"
 MAX_AUDIO_BYTES = 3_000_000  # per sample; longer outputs are listed, not embedded
 # Training-log columns that are bookkeeping, not curves.
-NOT_CURVES = {"step", "epoch", "wall_s", "lr", "grad_norm", "ntp_ramp", "tau"}
+NOT_CURVES = {"step", "epoch", "wall_s", "train_min", "probe_s", "lr", "grad_norm", "ntp_ramp", "tau"}
 CODE_WORDS = ("code", "perplexity", "entropy", "usage")
 
 CSS = """
@@ -340,6 +340,9 @@ def curve_panels(name: str, curve: pd.DataFrame) -> list[str]:
         wall = pd.to_numeric(curve["wall_s"], errors="coerce").dropna()
         if len(wall):
             caption = f"{len(curve)} log rows, {float(wall.iloc[-1]):.0f} s wall time"
+    elif "train_min" in curve.columns and len(curve):
+        minutes = pd.to_numeric(curve["train_min"], errors="coerce").dropna()
+        caption = f"held-out synthesis, {len(curve)} probes over {float(minutes.iloc[-1]):.1f} training minutes"
     charts = []
     for kind, cols in (("loss", loss), ("accuracy", acc), ("codebook", codes)):
         svg = line_chart(curve, f"{name}: {kind}", cols[:6])

@@ -1,0 +1,134 @@
+"""Learning curves: held-out WER/SIM of a component *while it trains*.
+
+FEASIBILITY.md showed training loss saying "done" while unseen sentences came out as
+babble, so the LLM and the flow are judged on speech, not loss: every
+``curves.every_steps`` the training loop hands the current weights to a `HeldOutProbe`,
+which synthesizes a fixed dev list (unseen sentences; seen and unseen voices), and scores
+it with the same WER and SIM judges as the test evaluation. Rows go to
+``curve_log.tsv`` next to the checkpoints (step, training minutes, WER, SIM), which
+`dvc plots` and the report draw.
+
+- LLM probe: text + prompt -> current LLM -> a fixed, already trained flow -> vocoder.
+- Flow probe: ground-truth tokens of the target (the fixed tokenizer) -> current flow.
+The probe runs in eval mode on the main process, outside the training clock, and never
+touches the training RNG stream (same seed -> same numbers with or without curves).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..audio import load_wav, log_mel
+from ..errors import UserError
+from .asr import corpus_wer
+
+SUBSAMPLE = 4
+
+
+class HeldOutProbe:
+    """Synthesize + score a fixed dev list with the weights being trained.
+
+    mode: "llm" (full synthesis, flow fixed) or "flow" (resynthesis from ground-truth
+    tokens). items: DataFrame with the test-list columns (evaluate.items.ITEM_COLUMNS).
+    """
+
+    def __init__(
+        self,
+        mode: str,
+        items: pd.DataFrame,
+        tokenizer_path: str | Path,
+        flow_path: str | Path | None,
+        vocoder_spec: dict,
+        synthesis: dict,
+        eval_section: dict,
+        seed: int = 0,
+    ):
+        from ..synthesis import SynthesisConfig, make_vocoder
+        from ..tokenizer.train import load_tokenizer
+        from .asr import WERJudge
+        from .sim import SIMJudge
+
+        if mode not in ("llm", "flow"):
+            raise UserError(f"learning curves exist for the llm and the flow, not {mode!r}")
+        if mode == "llm" and flow_path is None:
+            raise UserError("the LLM learning curve needs a trained flow (--curve-flow)")
+        self.mode = mode
+        self.items = items.reset_index(drop=True)
+        self.tokenizer = load_tokenizer(tokenizer_path)
+        self.flow = None
+        if flow_path is not None:
+            from ..flow.train import load_flow
+
+            self.flow = load_flow(flow_path)
+        self.vocoder = make_vocoder(vocoder_spec)
+        self.cfg = SynthesisConfig.from_dict(synthesis)
+        self.seed = seed
+        self.wer_judge = WERJudge(
+            eval_section.get("asr_model_dir"),
+            compute_type=eval_section.get("asr_compute_type", "int8"),
+            beam_size=eval_section.get("asr_beam_size", 1),
+        )
+        self.sim_judge = SIMJudge(eval_section.get("sim_backend", "resemblyzer"))
+        self._prompt_emb: dict[str, np.ndarray] = {}
+
+    @torch.no_grad()
+    def _wav(self, model: torch.nn.Module, row, i: int) -> torch.Tensor:
+        from ..synthesis import System
+
+        if self.mode == "llm":
+            system = System.from_modules("probe", self.tokenizer, model, self.flow, self.vocoder, self.cfg)
+            wav, _ = system.synthesize(row.target_text, row.prompt_wav, row.prompt_text, seed=self.seed + i)
+            return wav
+        system = System.from_modules("probe", self.tokenizer, None, model, self.vocoder, self.cfg)
+        prompt_mel, prompt_tokens = system.prompt_features(row.prompt_wav)
+        target = log_mel(load_wav(row.target_wav))
+        usable = max(SUBSAMPLE, (target.shape[0] // SUBSAMPLE) * SUBSAMPLE)
+        _, tokens, _ = self.tokenizer.encode(target[None, :usable], torch.tensor([usable]))
+        vectors = self.tokenizer.fsq.indices_to_vectors(torch.cat([prompt_tokens, tokens[0]]))[None]
+        mel = model.sample(
+            vectors, prompt_mel[None], n_steps=self.cfg.n_steps, cfg_strength=self.cfg.cfg_strength,
+            noise_scale=self.cfg.noise_scale,
+            generator=torch.Generator().manual_seed(self.seed + i),
+        )[0]
+        return self.vocoder(mel)
+
+    def __call__(self, model: torch.nn.Module) -> dict[str, float]:
+        """model: the LLM (TextToTokenLM) or flow (FlowMatchingDecoder) being trained ->
+        {"dev_wer", "dev_sim", "probe_s"} over the dev list."""
+        start = time.perf_counter()
+        refs, hyps, sims = [], [], []
+        for i, row in enumerate(self.items.itertuples()):
+            wav = self._wav(model, row, i).float().numpy()
+            refs.append(row.target_text)
+            hyps.append(self.wer_judge.transcribe(wav) if wav.size > 1600 else "")
+            if row.prompt_wav not in self._prompt_emb:
+                self._prompt_emb[row.prompt_wav] = self.sim_judge.embed(load_wav(row.prompt_wav).numpy())
+            sims.append(self.sim_judge.cosine(self.sim_judge.embed(wav), self._prompt_emb[row.prompt_wav]))
+        return {
+            "dev_wer": corpus_wer(refs, hyps),
+            "dev_sim": float(np.mean(sims)),
+            "probe_s": round(time.perf_counter() - start, 1),
+        }
+
+
+def build_probe(mode: str, curves: dict, params: dict, tokenizer: str, flow: str | None,
+                items_path: str) -> HeldOutProbe:
+    """The probe for one component from the params sections (curves, synthesis, eval,
+    vocoder) and the fixed dev list written by `e2etts make-items --split dev`."""
+    from ..synthesis import vocoder_spec
+
+    items = pd.read_csv(items_path, sep="\t", keep_default_na=False)
+    n = int(curves["n_items"])
+    if len(items) < n:
+        raise UserError(f"{items_path}: {len(items)} dev items, curves.n_items asks for {n}")
+    if params["vocoder"]["type"] != "griffinlim":
+        raise UserError("learning curves use the Griffin-Lim vocoder (vocoder.type: griffinlim)")
+    return HeldOutProbe(
+        mode, items.head(n), tokenizer, flow, vocoder_spec(params["vocoder"], None),
+        params["synthesis"], params["eval"], seed=int(params.get("seed", 0)),
+    )
