@@ -68,6 +68,7 @@ def test_round_trip(tmp_path):
         "offsets",
         "lengths",
         "mel_config",
+        "text_frontend",
     }
 
 
@@ -96,3 +97,16 @@ def test_missing_inputs(tmp_path):
         extract_features(_manifest(tmp_path, [800]).iloc[:0], tmp_path / "x.pt")
     with pytest.raises(DataError, match="extract_features"):
         FeatureSet(tmp_path / "nope.pt")
+
+
+def test_phone_front_end_is_stored_and_read_back(tmp_path):
+    from e2etts.text import PHONE_TO_ID, encode_text
+
+    frame = _manifest(tmp_path, [8000, 9000])
+    out = tmp_path / "phones.pt"
+    extract_features(frame, out, text_frontend="phones")
+    fs = FeatureSet(out)
+    assert fs.text_frontend == "phones"
+    for i, text in enumerate(fs.texts):
+        assert fs[i]["text_ids"].tolist() == encode_text(text, "phones")
+        assert any(int(t) in PHONE_TO_ID.values() for t in fs[i]["text_ids"])

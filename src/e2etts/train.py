@@ -344,6 +344,7 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> di
     def run_probe() -> None:
         if not (info.is_main and task.probe is not None and cfg.probe_every):
             return
+        minutes = round(clock() / 60, 3)  # training time so far; the probe's own is not
         rng = rng_state()
         was_training = model.training
         model.eval()
@@ -353,7 +354,7 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> di
         finally:
             model.train(was_training)
             set_rng_state(rng)
-        logs["curve"].write({"step": step, "train_min": round(clock() / 60, 3), **figures})
+        logs["curve"].write({"step": step, "train_min": minutes, **figures})
         print(f"[train] {task.kind} step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in figures.items()))
 
     loss_sum, loss_count = history["loss_sum"], history["loss_count"]
