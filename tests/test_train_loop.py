@@ -188,3 +188,21 @@ def test_probe_runs_on_schedule_outside_the_clock_and_rng(tmp_path):
     # Same seed -> the same training numbers with or without the probe.
     assert _rows(plain / "train_log.tsv") == _rows(probed / "train_log.tsv")
     assert _rows(plain / "dev_log.tsv") == _rows(probed / "dev_log.tsv")
+
+
+def test_checkpoint_of_other_settings_is_not_resumed(tmp_path, capsys):
+    """Changing a params section re-runs the rule in the same directory: the old run's
+    last.pt must not be resumed (it would mix two configurations)."""
+    fit(_toy_task(), _cfg(max_steps=20), tmp_path / "run", seed=0)
+    fit(_toy_task(), _cfg(max_steps=20, lr=1e-2), tmp_path / "run", seed=0)
+    assert "starting toy afresh" in capsys.readouterr().out
+    fit(_toy_task(), _cfg(max_steps=20, lr=1e-2), tmp_path / "fresh", seed=0)
+    assert _rows(tmp_path / "run" / "train_log.tsv") == _rows(tmp_path / "fresh" / "train_log.tsv")
+    a = torch.load(tmp_path / "run" / "final.pt", weights_only=False)
+    b = torch.load(tmp_path / "fresh" / "final.pt", weights_only=False)
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k])
+    # The same settings still resume: a finished run is not redone.
+    capsys.readouterr()
+    fit(_toy_task(), _cfg(max_steps=20, lr=1e-2), tmp_path / "fresh", seed=0)
+    assert "resumed toy" in capsys.readouterr().out

@@ -32,6 +32,13 @@ def save_state(directory: Path, state: dict, keep_last: int) -> None:
             old.unlink(missing_ok=True)
 
 
+def clear_states(directory: Path) -> None:
+    """Remove a run's resumable state (last, rotating steps, best, final) before a fresh
+    run; exported component files and anything else in the directory stay."""
+    for path in [directory / LAST, *directory.glob("step_*.pt"), directory / BEST, directory / FINAL]:
+        path.unlink(missing_ok=True)
+
+
 def load_state(directory: Path) -> dict | None:
     path = directory / LAST
     if not path.exists():

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -218,6 +220,25 @@ def _evaluate(task: TrainTask, model: nn.Module) -> dict[str, float]:
         set_rng_state(state)
 
 
+# Settings that do not change what is trained (a resume may differ in them).
+_NOT_IN_SIGNATURE = ("progress", "device", "compile", "probe_every", "log_every")
+
+
+def run_signature(task: TrainTask, model: nn.Module, cfg: TrainConfig, seed: int) -> str:
+    """Fingerprint of what a run trains: component kind, model config and parameter
+    shapes, training settings, seed. A checkpoint resumes only a run with the same one."""
+    exported = task.export(model)
+    signature = {
+        "kind": task.kind,
+        "seed": seed,
+        "config": exported.get("config"),
+        "shapes": {k: list(v.shape) for k, v in model.state_dict().items()},
+        "train": {k: v for k, v in asdict(cfg).items() if k not in _NOT_IN_SIGNATURE},
+    }
+    blob = json.dumps(signature, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
 def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> dict:
     """Train to cfg.max_steps (or early stop), resuming from out_dir/last.pt if present.
 
@@ -243,7 +264,17 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> di
     # Held-out metric and mean training loss at each evaluation (memorization guard), and
     # the training clock (seconds spent training, probes excluded; survives resumes).
     history = {"train_means": [], "dev_values": [], "train_s": 0.0, "loss_sum": 0.0, "loss_count": 0}
+    signature = run_signature(task, model, cfg, seed)
     state = ckpt_io.load_state(out_dir)
+    if state is not None and state.get("signature") != signature:
+        # A changed params section re-runs the rule: its old checkpoints belong to another
+        # run, and resuming them would mix two configurations (or fail on shapes).
+        if info.is_main:
+            print(f"[train] {out_dir / ckpt_io.LAST} was saved by a run with other settings "
+                  f"(model, training section or seed changed); starting {task.kind} afresh")
+            ckpt_io.clear_states(out_dir)
+        dist_util.barrier(info)
+        state = None
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -300,6 +331,7 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> di
                             "loss_count": loss_count},
                 "rng": rng_state(),
                 "train_config": asdict(cfg),
+                "signature": signature,
             },
             cfg.keep_last,
         )
