@@ -8,10 +8,12 @@ rule train_tokenizer:
     output:
         model=f"{CKPT}/cascade/tokenizer/final.pt",
     params:
+        launch=launcher,
         cfg=section_json("seed", "tokenizer"),
         out_dir=lambda wc, output: os.path.dirname(output.model),
     threads: 1
     resources:
+        nproc=1,
         mem_mb=4000,
         runtime=60,
         gpu=0,
@@ -22,7 +24,7 @@ rule train_tokenizer:
     benchmark:
         "benchmarks/cascade/train_tokenizer.tsv"
     shell:
-        "e2etts train tokenizer --params {params.cfg:q} --out-dir {params.out_dir}"
+        "{params.launch} train tokenizer --params {params.cfg:q} --out-dir {params.out_dir}"
         " --threads {threads} > {log} 2>&1"
 
 
@@ -56,6 +58,7 @@ rule train_llm:
     wildcard_constraints:
         system="cascade|e2e_tok",
     params:
+        launch=launcher,
         cfg=component_cfg("llm"),
         curves=curve_args,
         tokens_dir=lambda wc, input: os.path.dirname(input.tokens[0]),
@@ -63,6 +66,7 @@ rule train_llm:
         init=lambda wc, input: f"--init {input.init} --train-section stage2" if input.init else "",
     threads: 1
     resources:
+        nproc=1,
         mem_mb=4000,
         runtime=120,
         gpu=0,
@@ -73,7 +77,7 @@ rule train_llm:
     benchmark:
         "benchmarks/{system}/train_llm.tsv"
     shell:
-        "e2etts train llm --params {params.cfg:q} --tokens-dir {params.tokens_dir} {params.init}"
+        "{params.launch} train llm --params {params.cfg:q} --tokens-dir {params.tokens_dir} {params.init}"
         " {params.curves} --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"
 
 
@@ -87,6 +91,7 @@ rule train_flow:
     wildcard_constraints:
         system="cascade|e2e_tok",
     params:
+        launch=launcher,
         cfg=component_cfg("flow"),
         curves=curve_args,
         tokens_dir=lambda wc, input: os.path.dirname(input.tokens[0]),
@@ -94,6 +99,7 @@ rule train_flow:
         init=lambda wc, input: f"--init {input.init} --train-section stage2" if input.init else "",
     threads: 1
     resources:
+        nproc=1,
         mem_mb=4000,
         runtime=120,
         gpu=0,
@@ -104,7 +110,7 @@ rule train_flow:
     benchmark:
         "benchmarks/{system}/train_flow.tsv"
     shell:
-        "e2etts train flow --params {params.cfg:q} --tokens-dir {params.tokens_dir} {params.init}"
+        "{params.launch} train flow --params {params.cfg:q} --tokens-dir {params.tokens_dir} {params.init}"
         " {params.curves} --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"
 
 

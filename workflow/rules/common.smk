@@ -14,6 +14,16 @@ def section_json(*keys):
     return json.dumps({k: config[k] for k in keys}, sort_keys=True)
 
 
+def launcher(wildcards, resources):
+    """The command a training job starts with: `e2etts`, or torchrun with resources.nproc processes
+    (DDP). The count comes from the profile (set-resources: train_llm: nproc: 4), never
+    from code."""
+    n = int(getattr(resources, "nproc", 1))
+    if n > 1:
+        return f"torchrun --standalone --nproc_per_node {n} -m e2etts.cli"
+    return "e2etts"
+
+
 def corpus_cfg():
     """seed + data without the text front end: audio and manifests do not depend on it, so
     switching chars <-> phones re-extracts features but does not re-synthesize the corpus."""

@@ -13,11 +13,13 @@ rule train_joint_e1:
     output:
         model=f"{CKPT}/e2e_tok/joint_e1/final.pt",
     params:
+        launch=launcher,
         cfg=section_json("seed", "tokenizer", "flow", "llm", "reward", "joint_e1"),
         out_dir=lambda wc, output: os.path.dirname(output.model),
         init=lambda wc, input: f"--init {input.init}" if input.init else "",
     threads: 1
     resources:
+        nproc=1,
         mem_mb=6000,
         runtime=120,
         gpu=1,
@@ -28,7 +30,7 @@ rule train_joint_e1:
     benchmark:
         "benchmarks/e2e_tok/train_joint_e1.tsv"
     shell:
-        "e2etts train joint_e1 --params {params.cfg:q} {params.init}"
+        "{params.launch} train joint_e1 --params {params.cfg:q} {params.init}"
         " --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"
 
 
@@ -69,11 +71,13 @@ rule fit_reward:
     output:
         model=f"{CKPT}/e2e_tok/reward/final.pt",
     params:
+        launch=launcher,
         cfg=section_json("seed", "reward"),
         tokens_dir=lambda wc, input: os.path.dirname(input.tokens[0]),
         out_dir=lambda wc, output: os.path.dirname(output.model),
     threads: 1
     resources:
+        nproc=1,
         mem_mb=4000,
         runtime=60,
         gpu=0,
@@ -84,7 +88,7 @@ rule fit_reward:
     benchmark:
         "benchmarks/e2e_tok/fit_reward.tsv"
     shell:
-        "e2etts train reward --params {params.cfg:q} --tokens-dir {params.tokens_dir}"
+        "{params.launch} train reward --params {params.cfg:q} --tokens-dir {params.tokens_dir}"
         " --init {input.init} --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"
 
 
@@ -99,11 +103,13 @@ rule train_joint_e2:
     wildcard_constraints:
         variant="fm|full",
     params:
+        launch=launcher,
         cfg=lambda wc: section_json("seed", f"joint_e2_{wc.variant}"),
         tokens_dir=lambda wc, input: os.path.dirname(input.tokens[0]),
         out_dir=lambda wc, output: os.path.dirname(output.model),
     threads: 1
     resources:
+        nproc=1,
         mem_mb=6000,
         runtime=120,
         gpu=1,
@@ -114,6 +120,6 @@ rule train_joint_e2:
     benchmark:
         "benchmarks/e2e_{variant}/train_joint_e2.tsv"
     shell:
-        "e2etts train joint_e2 --section joint_e2_{wildcards.variant} --params {params.cfg:q}"
+        "{params.launch} train joint_e2 --section joint_e2_{wildcards.variant} --params {params.cfg:q}"
         " --tokens-dir {params.tokens_dir} --init {input.llm} --flow {input.flow}"
         " --reward {input.reward} --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"

@@ -8,11 +8,13 @@ rule train_vocoder:
     output:
         model="results/checkpoints/vocoder/final.pt",
     params:
+        launch=launcher,
         cfg=section_json("seed", "vocoder"),
         out_dir=lambda wc, output: os.path.dirname(output.model),
         manifest_dir=lambda wc, input: os.path.dirname(input.manifests[0]),
     threads: 1
     resources:
+        nproc=1,
         mem_mb=4000,
         runtime=120,
         gpu=0,
@@ -23,5 +25,5 @@ rule train_vocoder:
     benchmark:
         "benchmarks/vocoder/train_vocoder.tsv"
     shell:
-        "e2etts train vocoder --params {params.cfg:q} --manifest-dir {params.manifest_dir}"
+        "{params.launch} train vocoder --params {params.cfg:q} --manifest-dir {params.manifest_dir}"
         " --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"
