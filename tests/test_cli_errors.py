@@ -100,3 +100,15 @@ def test_synthesize_missing_checkpoint_and_bad_text(tmp_path):
     code, err = _cli("synthesize", "--system", str(tmp_path), "--text", "hi there.", "--prompt-wav", "x.wav",
                      "--prompt-text", "x.", "--out", str(tmp_path / "o.wav"))
     assert code == 2 and "system.json" in err and "snakemake" in err
+
+
+def test_over_long_text_is_split_at_sentences_then_commas():
+    from e2etts.synthesis import split_sentences
+
+    assert split_sentences("one short sentence.") == ["one short sentence."]
+    text = "first sentence here. " * 20 + "a long clause, " * 30 + "end."
+    chunks = split_sentences(text, max_chars=120)
+    assert all(len(c) <= 120 for c in chunks) and len(chunks) > 5
+    assert " ".join(chunks).split() == text.split()  # nothing lost, nothing reordered
+    no_break = "x" * 500
+    assert "".join(split_sentences(no_break, max_chars=200)) == no_break

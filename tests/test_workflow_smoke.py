@@ -69,6 +69,12 @@ def test_report_and_synthesis_cli(smoke_repo):
 
     info = sf.info(str(out))
     assert info.samplerate == 16000 and info.channels == 1 and info.frames > 0
+    # Over-long text is split into sentence chunks, each synthesized with the same prompt.
+    long_text = " ".join(["the quick brown fox jumps over the lazy dog, again and again."] * 8)
+    proc = run(["e2etts", "synthesize", "--system", "results/checkpoints/cascade",
+                "--text", long_text, "--prompt-wav", row["prompt_wav"],
+                "--prompt-text", row["prompt_text"], "--out", str(out)], smoke_repo)
+    assert "sentence chunks" in proc.stdout and sf.info(str(out)).frames > info.frames
 
 
 def test_second_run_does_nothing(smoke_repo):

@@ -72,6 +72,13 @@ def step_of(path: Path) -> int:
 def load_model(path: str | Path, kind: str, model_cls, config_cls):
     """Build a component from its final/best checkpoint, in eval mode -> (model, checkpoint)."""
     ckpt = load_model_file(path, expected_kind=kind)
-    model = model_cls(config_cls(**ckpt["config"]))
-    model.load_state_dict(ckpt["model"])
+    try:
+        model = model_cls(config_cls(**ckpt["config"]))
+        model.load_state_dict(ckpt["model"])
+    except (TypeError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise UserError(
+            f"{path}: this {kind} checkpoint does not fit the current {kind} model ({first}); "
+            f"it was written by another version or configuration: re-train it (snakemake {path})"
+        ) from None
     return model.eval(), ckpt

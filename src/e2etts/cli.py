@@ -228,7 +228,8 @@ def cmd_synthesize(args) -> None:
         raise UserError("give --text, --prompt-wav, --prompt-text and --out (or --items and --out-dir)")
     wav, info = system.synthesize(args.text, args.prompt_wav, args.prompt_text, seed=args.seed)
     save_wav(args.out, wav)
-    print(f"wrote {args.out}: {info['audio_s']:.2f} s of audio, RTF {info['rtf']:.3f} "
+    chunks = f", {info['n_chunks']} sentence chunks" if info["n_chunks"] > 1 else ""
+    print(f"wrote {args.out}: {info['audio_s']:.2f} s of audio{chunks}, RTF {info['rtf']:.3f} "
           f"(LLM {info['llm_s']:.2f} s, flow {info['flow_s']:.2f} s, vocoder {info['vocoder_s']:.2f} s)")
 
 

@@ -160,7 +160,8 @@ class System:
         prompt_mel, prompt_tokens = self.prompt_features(prompt_wav)
         generator = torch.Generator().manual_seed(seed)
         pieces, n_tokens, llm_s, flow_s, voc_s = [], 0, 0.0, 0.0, 0.0
-        for chunk in split_sentences(text):
+        chunks = split_sentences(text)
+        for chunk in chunks:
             ids = torch.tensor(encode_text(prompt_text + " " + chunk, self.llm.cfg.text_frontend))
             t = time.perf_counter()
             new = self.llm.generate(
@@ -200,5 +201,6 @@ class System:
             "flow_s": flow_s,
             "vocoder_s": voc_s,
             "n_tokens": n_tokens,
+            "n_chunks": len(chunks),
         }
         return wav, info
