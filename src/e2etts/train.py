@@ -156,6 +156,17 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
 
 
+def pin(batch: Any) -> Any:
+    """Page-locked copies of a batch's CPU tensors, so the copy to a GPU can overlap."""
+    if isinstance(batch, torch.Tensor):
+        return batch.pin_memory()
+    if isinstance(batch, dict):
+        return {k: pin(v) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(pin(v) for v in batch)
+    return batch
+
+
 def to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
@@ -405,7 +416,10 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> di
         batches = make_batches(task.lengths, cfg.batch_size, seed, epoch)
         while batch_pos < len(batches) and step < cfg.max_steps:
             indices = batches[batch_pos][info.rank :: info.world_size]
-            batch = to_device(task.collate([task.dataset[i] for i in indices]), info.device)
+            batch = task.collate([task.dataset[i] for i in indices])
+            if info.device.type == "cuda":
+                batch = pin(batch)
+            batch = to_device(batch, info.device)
             try:
                 with _autocast(info.device, cfg.precision):
                     loss, parts = task.loss(train_model, batch)
