@@ -196,6 +196,17 @@ class TsvLog:
         elif path.exists():
             path.unlink()
 
+    def last_value(self, column: str) -> float:
+        """The column's value in the last row kept (0.0 when there is none)."""
+        if not self.path.exists():
+            return 0.0
+        with self.path.open() as fh:
+            rows = list(csv.DictReader(fh, delimiter="\t"))
+        try:
+            return float(rows[-1][column]) if rows else 0.0
+        except (KeyError, ValueError):
+            return 0.0
+
     def write(self, row: dict) -> None:
         if self.columns is None:
             self.columns = list(row.keys())
@@ -273,8 +284,9 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> di
     best = {"value": math.inf, "step": -1}
     evals_since_best = 0
     # Held-out metric and mean training loss at each evaluation (memorization guard), and
-    # the training clock (seconds spent training, probes excluded; survives resumes).
-    history = {"train_means": [], "dev_values": [], "train_s": 0.0, "loss_sum": 0.0, "loss_count": 0}
+    # Wall-clock time is kept out of the state so that resumable checkpoints of two runs
+    # are byte-identical; the training clock continues from the train log instead.
+    history = {"train_means": [], "dev_values": [], "loss_sum": 0.0, "loss_count": 0}
     signature = run_signature(task, model, cfg, seed)
     state = ckpt_io.load_state(out_dir)
     if state is not None and state.get("signature") != signature:
@@ -338,8 +350,7 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> di
                 "batch_pos": batch_pos,
                 "best": best,
                 "evals_since_best": evals_since_best,
-                "history": {**history, "train_s": clock(), "loss_sum": loss_sum,
-                            "loss_count": loss_count},
+                "history": {**history, "loss_sum": loss_sum, "loss_count": loss_count},
                 "rng": rng_state(),
                 "train_config": asdict(cfg),
                 "signature": signature,
@@ -401,7 +412,10 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> di
         print(f"[train] {task.kind} step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in figures.items()))
 
     loss_sum, loss_count = history["loss_sum"], history["loss_count"]
-    clock_base, clock_start = history["train_s"], time.perf_counter()
+    # Seconds spent training (evaluation included, learning-curve probes not), continued
+    # across resumes from the last kept row of the train log.
+    clock_base = logs["train"].last_value("wall_s") if logs is not None else 0.0
+    clock_start = time.perf_counter()
 
     def clock() -> float:
         return clock_base + time.perf_counter() - clock_start
@@ -409,7 +423,6 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> di
     if step == 0:
         run_probe()  # the untrained starting point of the curve
         clock_start = time.perf_counter()
-    t0 = time.perf_counter()
     stopped = False
     model.train()
     while step < cfg.max_steps and not stopped:
@@ -457,7 +470,7 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> di
                         **{k: float(v) for k, v in parts.items()},
                         "grad_norm": float(grad_norm),
                         "lr": scheduler.get_last_lr()[0],
-                        "wall_s": round(time.perf_counter() - t0, 2),
+                        "wall_s": round(clock(), 2),
                     }
                 )
             if step % cfg.eval_every == 0 or step == cfg.max_steps:
