@@ -206,3 +206,12 @@ def test_checkpoint_of_other_settings_is_not_resumed(tmp_path, capsys):
     capsys.readouterr()
     fit(_toy_task(), _cfg(max_steps=20, lr=1e-2), tmp_path / "fresh", seed=0)
     assert "resumed toy" in capsys.readouterr().out
+
+
+def test_deterministic_switch_turns_on_deterministic_algorithms(tmp_path):
+    before = torch.are_deterministic_algorithms_enabled()
+    try:
+        fit(_toy_task(), _cfg(max_steps=5, deterministic=True), tmp_path, seed=0)
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(before)

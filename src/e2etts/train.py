@@ -14,6 +14,7 @@ import csv
 import hashlib
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -59,6 +60,9 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16 (autocast; CPU and CUDA)
     device: str = "auto"
     compile: bool = False
+    # GPU runs: deterministic kernels (slower; docs/reproducibility.md). CPU runs are
+    # deterministic either way.
+    deterministic: bool = False
     progress: bool = True
 
 
@@ -275,6 +279,11 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> di
         )
     info = dist_util.init(cfg.device)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.deterministic:
+        # cuBLAS needs a fixed workspace to be deterministic; set before its first use.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
     seed_everything(seed)
     model = task.model.to(info.device)
     optimizer = make_optimizer(model, cfg)
