@@ -44,6 +44,10 @@ class FlowMatchingConfig:
     prompt_zero_prob: float = 0.3  # fraction of training items with no prompt prefix
     prompt_max_frac: float = 0.5  # otherwise the prefix is uniform in [0, frac * length]
     prior_weight: float = 1.0  # MSE of mu against the normalized mel; 0 leaves mu unsupervised
+    # Global speaker condition for the token encoder (so mu is speaker-specific): an MLP over
+    # the per-bin mean and std of a reference mel (training: the whole utterance; synthesis:
+    # the prompt). CosyVoice conditions its flow on a speaker embedding for the same reason.
+    speaker_cond: bool = False
 
 
 class FlowMatchingDecoder(nn.Module):
@@ -56,6 +60,8 @@ class FlowMatchingDecoder(nn.Module):
         self.token_in = nn.Linear(cfg.fsq_dim, d)
         self.token_encoder = Transformer(d, cfg.n_heads, cfg.token_encoder_layers, cfg.dropout)
         self.prior_proj = nn.Linear(d, cfg.n_mels)
+        if cfg.speaker_cond:
+            self.speaker_proj = nn.Sequential(nn.Linear(2 * cfg.n_mels, d), nn.GELU(), nn.Linear(d, d))
         self.in_proj = nn.Linear(3 * cfg.n_mels + d, d)
         self.time_emb = TimestepEmbedding(d)
         self.estimator = Transformer(d, cfg.n_heads, cfg.n_layers, cfg.dropout, cond_dim=d)
@@ -68,10 +74,40 @@ class FlowMatchingDecoder(nn.Module):
         """Per-bin log-mel statistics (n_mels,) of the training set."""
         self.norm.set_normalization(mean, std)
 
-    def encode_tokens(self, token_vectors: torch.Tensor, token_lens: torch.Tensor) -> torch.Tensor:
-        """token_vectors (B, T', d_fsq) -> cond (B, upsample * T', d_model) at mel rate."""
+    @staticmethod
+    def reference_stats(mel: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+        """mel (B, T, n_mels) log-mel, lens (B,) -> per-bin mean and std over the valid
+        frames (B, 2 * n_mels); zeros for items with no frames."""
+        valid = length_mask(lens, mel.shape[1])[..., None].to(mel.dtype)
+        n = valid.sum(1).clamp_min(1.0)
+        mean = (mel * valid).sum(1) / n
+        var = (((mel - mean[:, None]) ** 2) * valid).sum(1) / n
+        stats = torch.cat([mean, var.clamp_min(1e-6).sqrt()], dim=-1)
+        return stats * (lens > 0)[:, None].to(mel.dtype)
+
+    def speaker_vector(self, stats: torch.Tensor | None, batch: int, device) -> torch.Tensor | None:
+        """Raw reference statistics (B, 2 * n_mels) -> (B, d_model) in normalized units;
+        None when the model has no speaker condition."""
+        if not self.cfg.speaker_cond:
+            return None
+        if stats is None:
+            return torch.zeros(batch, self.cfg.d_model, device=device)
+        n = self.cfg.n_mels
+        present = (stats.abs().sum(-1, keepdim=True) > 0).to(stats.dtype)
+        mean = (stats[:, :n] - self.norm.mel_mean) / self.norm.mel_std
+        std = stats[:, n:] / self.norm.mel_std
+        return self.speaker_proj(torch.cat([mean, std], -1)) * present
+
+    def encode_tokens(
+        self, token_vectors: torch.Tensor, token_lens: torch.Tensor, speaker: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """token_vectors (B, T', d_fsq), speaker (B, d_model) or None -> cond
+        (B, upsample * T', d_model) at mel rate."""
         valid = length_mask(token_lens, token_vectors.shape[1])
-        h, _ = self.token_encoder(self.token_in(token_vectors), valid)
+        h = self.token_in(token_vectors)
+        if speaker is not None:
+            h = h + speaker[:, None, :].to(h.dtype)
+        h, _ = self.token_encoder(h, valid)
         h = h * valid[..., None]
         return h.repeat_interleave(self.cfg.upsample, dim=1)
 
@@ -98,6 +134,7 @@ class FlowMatchingDecoder(nn.Module):
         token_lens: torch.Tensor,
         generator: torch.Generator | None = None,
         parts: dict | None = None,
+        ref_stats: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """OT-CFM loss (mean squared velocity error over valid, non-prompt frames and bins)
         + prior_weight * mean squared error of mu against the normalized mel (same frames).
@@ -106,6 +143,8 @@ class FlowMatchingDecoder(nn.Module):
         soft code vectors (differentiable). The mel is truncated or zero-padded to 4 * T'.
         generator draws t, noise, prompt lengths and CFG drops (default: global RNG).
         parts, if given, receives the two terms as floats ("fm", "prior") for logging.
+        ref_stats (B, 2 * n_mels): reference statistics for the speaker condition (default:
+        those of ``mel`` itself, the whole utterance).
         """
         cfg = self.cfg
         B, Tt, _ = token_vectors.shape
@@ -125,13 +164,22 @@ class FlowMatchingDecoder(nn.Module):
         in_prompt = length_mask(prompt_lens, T)
         prompt = x1 * in_prompt[..., None]
 
-        cond = self.encode_tokens(token_vectors, token_lens)
+        # CFG: the unconditional model sees neither tokens, speaker nor prompt. (The draw
+        # comes before the token encoder only with a speaker condition, which it gates, so
+        # models without one keep their random stream.)
+        keep, speaker = None, None
+        if cfg.speaker_cond:
+            keep = torch.rand(B, device=dev, generator=generator) >= cfg.cond_drop_prob
+            if ref_stats is None:
+                ref_stats = self.reference_stats(mel, mel_lens)
+            speaker = self.speaker_vector(ref_stats, B, dev) * keep[:, None].to(mel.dtype)
+        cond = self.encode_tokens(token_vectors, token_lens, speaker)
         mu = self.prior_proj(cond)
         w = (valid & ~in_prompt)[..., None].to(mu.dtype)
         denom = (w.sum() * cfg.n_mels).clamp_min(1.0)
         prior = ((mu - x1) ** 2 * w).sum() / denom
-        # CFG: the unconditional model sees neither tokens nor prompt.
-        keep = torch.rand(B, device=dev, generator=generator) >= cfg.cond_drop_prob
+        if keep is None:
+            keep = torch.rand(B, device=dev, generator=generator) >= cfg.cond_drop_prob
         keep = keep[:, None, None].to(cond.dtype)
         cond, mu, prompt = cond * keep, mu * keep, prompt * keep
 
@@ -172,7 +220,11 @@ class FlowMatchingDecoder(nn.Module):
             p = self.norm.normalize(prompt_mel[:, :T].float())
             prompt[:, : p.shape[1]] = p
             prompt = prompt * in_prompt
-        cond = self.encode_tokens(token_vectors.float(), token_lens)
+        speaker = None
+        if self.cfg.speaker_cond and prompt_mel is not None and prompt_mel.shape[1] > 0:
+            stats = self.reference_stats(prompt_mel[:, :T].float(), prompt_lens)
+            speaker = self.speaker_vector(stats, B, dev)
+        cond = self.encode_tokens(token_vectors.float(), token_lens, speaker)
         mu = self.prior_proj(cond)
         # noise_scale < 1 starts nearer the mean path (Matcha-TTS's "temperature"): less
         # detail, more intelligible when the estimator is young.

@@ -29,12 +29,17 @@ def crop_aligned(mel: torch.Tensor, tokens: torch.Tensor, max_tokens: int) -> tu
 
 
 def collate_mel_tokens(items: list[dict], crop_tokens: int = 0) -> dict:
+    """-> mel, mel_lens, tokens, token_lens (cropped windows when crop_tokens) and
+    ref_stats: per-bin mean/std of each whole utterance (the flow's speaker reference)."""
     pairs = [(it["mel"], it["tokens"]) for it in items]
+    full, full_lens = pad([m for m, _ in pairs])
+    ref_stats = FlowMatchingDecoder.reference_stats(full, full_lens)
     if crop_tokens:
         pairs = [crop_aligned(m, t, crop_tokens) for m, t in pairs]
     mel, mel_lens = pad([m for m, _ in pairs])
     tokens, token_lens = pad([t for _, t in pairs])
-    return {"mel": mel, "mel_lens": mel_lens, "tokens": tokens, "token_lens": token_lens}
+    return {"mel": mel, "mel_lens": mel_lens, "tokens": tokens, "token_lens": token_lens,
+            "ref_stats": ref_stats}
 
 
 class FlowTraining(nn.Module):
@@ -47,7 +52,8 @@ class FlowTraining(nn.Module):
         vectors = self.fsq.indices_to_vectors(batch["tokens"])
         parts: dict = {}
         loss = self.model.loss(
-            batch["mel"], batch["mel_lens"], vectors, batch["token_lens"], generator, parts
+            batch["mel"], batch["mel_lens"], vectors, batch["token_lens"], generator, parts,
+            batch.get("ref_stats"),
         )
         return loss, parts
 
