@@ -42,6 +42,12 @@ CASES = {
     "missing wav": (lambda p: p / "nope.wav", "a good sentence.", "does not exist"),
     "corrupt wav": (lambda p: (p / "bad.wav").write_bytes(b"RIFFjunkjunk" * 50) and p / "bad.wav", "a good sentence.", "cannot decode"),
     "empty text": (lambda p: (_tone(p / "ok.wav"), p / "ok.wav")[1], "   ", "empty text"),
+    "zero-length wav": (lambda p: (_tone(p / "zero.wav", seconds=0.0), p / "zero.wav")[1],
+                        "a good sentence.", "audio has no samples"),
+    # Accents are folded (creme brulee); a symbol and a digit are refused, named.
+    "characters outside the vocabulary": (lambda p: (_tone(p / "ok.wav"), p / "ok.wav")[1],
+                                          "cr\u00e8me br\u00fbl\u00e9e \u2713 costs 3 euros",
+                                          "outside the text vocabulary: '3' '\u2713' in 'creme brulee"),
 }
 
 
