@@ -146,3 +146,23 @@ def test_summarize_flags_and_pvalues():
         "unintelligible" not in bare["e2e_full"]
         and "p_wer_lower_than_cascade" not in bare["e2e_full"]
     )
+
+
+def test_summary_counts_words_hit_and_empty_hypotheses():
+    """A system the judge hears as silence must not look good on WER alone."""
+    import pandas as pd
+
+    from e2etts.evaluate.score import summarize
+
+    def table(hyps):
+        refs = ["the cat sat here", "a red door"]
+        words = [4, 3]
+        return pd.DataFrame({"item_id": ["i0", "i1"], "reference": refs, "hypothesis": hyps,
+                             "errors": [0, 0], "words": words, "sim": [0.5, 0.5]})
+
+    per_utt = {"cascade": table(["the dog sat there now", "red door"]), "quiet": table(["", ""])}
+    metrics = {name: {"wer": 1.0} for name in per_utt}
+    out = summarize(metrics, per_utt, n_boot=10)
+    assert out["cascade"]["word_hit_rate"] == pytest.approx(4 / 7)
+    assert out["cascade"]["n_empty_hypotheses"] == 0
+    assert out["quiet"]["word_hit_rate"] == 0.0 and out["quiet"]["n_empty_hypotheses"] == 2

@@ -142,6 +142,17 @@ def utterance_errors(ref: str, hyp: str) -> tuple[int, int]:
     return out.substitutions + out.deletions + out.insertions, len(ref_words)
 
 
+def utterance_hits(ref: str, hyp: str) -> int:
+    """Reference words the hypothesis got right (aligned, both texts normalized)."""
+    import jiwer
+
+    ref_words = normalize_for_wer(ref).split()
+    hyp_words = normalize_for_wer(hyp).split()
+    if not ref_words or not hyp_words:
+        return 0
+    return jiwer.process_words(" ".join(ref_words), " ".join(hyp_words)).hits
+
+
 def utterance_wer(ref: str, hyp: str) -> float:
     """WER of one utterance; an empty reference gives 0 (empty hypothesis) or 1."""
     errors, words = utterance_errors(ref, hyp)

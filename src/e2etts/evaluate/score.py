@@ -20,7 +20,8 @@ import pandas as pd
 from ..atomic import write_json
 from ..audio import load_wav
 from ..errors import DataError
-from .asr import utterance_errors
+from .asr import utterance_errors, utterance_hits
+from .normalize import normalize_for_wer
 from .stats import (
     bootstrap_ci_mean,
     bootstrap_ci_wer,
@@ -224,6 +225,9 @@ def summarize(
     - ``topline``: ground truth / vocoded ground truth / resynthesis rows;
     - ``unintelligible`` (only when ``gt_vocoded`` is scored): WER above 3x its WER;
     - ``wer_rank``: 1 = lowest WER among the non-topline, intelligible systems (else None);
+    - ``word_hit_rate`` (reference words recognized / reference words) and
+      ``n_empty_hypotheses``: on unintelligible speech WER mixes hallucinated insertions
+      with deletions, and a system the judge hears as silence can "win" on WER alone;
     - vs ``baseline`` when its per-utterance table is given: ``p_wer_lower_than_<baseline>``
       and ``p_sim_higher_than_<baseline>`` (one-sided paired bootstrap over the shared items,
       small = this system is reliably better), ``delta_wer_vs_<baseline>``,
@@ -238,6 +242,12 @@ def summarize(
     for name, metrics in system_metrics.items():
         entry = dict(metrics)
         entry["topline"] = is_topline(name)
+        table = per_utt.get(name)
+        if table is not None and {"reference", "hypothesis", "words"} <= set(table.columns):
+            refs, hyps = table["reference"].astype(str), table["hypothesis"].fillna("").astype(str)
+            hits = sum(utterance_hits(r, h) for r, h in zip(refs, hyps, strict=True))
+            entry["word_hit_rate"] = hits / max(float(table["words"].sum()), 1.0)
+            entry["n_empty_hypotheses"] = int(sum(not normalize_for_wer(h) for h in hyps))
         if threshold is not None:
             entry["unintelligible"] = bool(name != "gt_vocoded" and metrics["wer"] > threshold)
             entry["unintelligible_wer_threshold"] = threshold

@@ -135,6 +135,8 @@ def comparison_rows(summary: dict) -> list[dict[str, str]]:
             "WER": _pct(m.get("wer")),
             "WER 95% CI": _ci(m.get("wer_ci95"), _pct),
             "WER utt-mean": _pct(m.get("wer_utt_mean")),
+            "words hit": _pct(m.get("word_hit_rate")),
+            "empty": str(m.get("n_empty_hypotheses", "-")),
             "SIM": _f3(m.get("sim")),
             "SIM 95% CI": _ci(m.get("sim_ci95"), _f3),
             "WER seen / unseen": f"{_pct(m.get('wer_seen'))} / {_pct(m.get('wer_unseen'))}",
@@ -464,7 +466,9 @@ def build_report(
     ranking = "Rank = order by corpus WER among the systems (toplines and unintelligible rows are not ranked)."
     method = (
         "WER is corpus WER (all errors / all reference words) over the fixed test list after one "
-        "normalization of reference and hypothesis; 'utt-mean' averages per-utterance WER as "
+        "normalization of reference and hypothesis; 'words hit' is the share of reference words "
+        "the judge recognized and 'empty' counts outputs it transcribed as nothing (on babble, "
+        "WER alone rewards silence); 'utt-mean' averages per-utterance WER as "
         "Seed-TTS-Eval does. 95% intervals resample utterances (bootstrap). "
         + (
             f"p-values: one-sided paired bootstrap against {baseline} (small = better than {baseline})."
