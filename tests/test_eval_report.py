@@ -135,3 +135,19 @@ def test_report_renders_headless(fake_results, tmp_path):
     assert shot.is_file(), "chromium wrote no screenshot"
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 20_000  # a blank 1200x1600 page compresses to a few kB
+
+
+def test_curve_captions_tell_probes_from_evaluations():
+    import pandas as pd
+
+    from e2etts.report.html import curve_panels
+
+    dev = pd.DataFrame({"step": [200, 400], "dev_loss": [3.0, 2.5], "train_loss": [3.2, 2.4],
+                        "train_min": [2.0, 4.5]})
+    curve = pd.DataFrame({"step": [0, 500], "train_min": [0.0, 6.0], "dev_wer": [1.1, 0.9],
+                          "dev_sim": [0.5, 0.6], "probe_s": [30.0, 31.0]})
+    dev_html = "".join(curve_panels("cascade/llm/dev", dev))
+    curve_html = "".join(curve_panels("cascade/llm/curve", curve))
+    assert "2 evaluations over 4.5 training minutes" in dev_html and "probes" not in dev_html
+    assert "held-out synthesis, 2 probes over 6.0 training minutes" in curve_html
+    assert "probe_s" not in curve_html  # bookkeeping columns are not drawn

@@ -344,7 +344,8 @@ def curve_panels(name: str, curve: pd.DataFrame) -> list[str]:
             caption = f"{len(curve)} log rows, {float(wall.iloc[-1]):.0f} s wall time"
     elif "train_min" in curve.columns and len(curve):
         minutes = pd.to_numeric(curve["train_min"], errors="coerce").dropna()
-        caption = f"held-out synthesis, {len(curve)} probes over {float(minutes.iloc[-1]):.1f} training minutes"
+        what = "held-out synthesis, {} probes" if name.endswith("/curve") else "{} evaluations"
+        caption = f"{what.format(len(curve))} over {float(minutes.iloc[-1]):.1f} training minutes"
     charts = []
     for kind, cols in (("loss", loss), ("accuracy", acc), ("codebook", codes)):
         svg = line_chart(curve, f"{name}: {kind}", cols[:6])
