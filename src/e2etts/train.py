@@ -187,10 +187,12 @@ class TsvLog:
     def __init__(self, path: Path, resume_step: int | None):
         self.path = path
         self.columns: list[str] | None = None
+        self.last_row: dict[str, str] = {}  # the last row kept on resume
         if path.exists() and resume_step is not None:
             with path.open() as fh:
                 rows = list(csv.DictReader(fh, delimiter="\t"))
             kept = [r for r in rows if int(r["step"]) <= resume_step]
+            self.last_row = kept[-1] if kept else {}
             self.columns = list(rows[0].keys()) if rows else None
             with path.open("w") as fh:
                 if self.columns:
@@ -201,13 +203,9 @@ class TsvLog:
             path.unlink()
 
     def last_value(self, column: str) -> float:
-        """The column's value in the last row kept (0.0 when there is none)."""
-        if not self.path.exists():
-            return 0.0
-        with self.path.open() as fh:
-            rows = list(csv.DictReader(fh, delimiter="\t"))
+        """The column's value in the last row kept on resume (0.0 when there is none)."""
         try:
-            return float(rows[-1][column]) if rows else 0.0
+            return float(self.last_row[column])
         except (KeyError, ValueError):
             return 0.0
 
@@ -232,15 +230,17 @@ def _autocast(device: torch.device, precision: str):
     return contextlib.nullcontext()
 
 
-def _evaluate(task: TrainTask, model: nn.Module) -> dict[str, float]:
-    # Evaluation must not perturb the training RNG stream, or a run that evaluates at a
-    # different moment (or resumes) would diverge from an uninterrupted one.
+def _held_out(measure: Callable[[nn.Module], dict[str, float]], model: nn.Module) -> dict[str, float]:
+    """Run a held-out measurement (task.evaluate, task.probe) in eval mode without gradients.
+
+    It must not perturb the training RNG stream, or a run that evaluates at a different
+    moment (or resumes) would diverge from an uninterrupted one."""
     state = rng_state()
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            return task.evaluate(model)
+            return measure(model)
     finally:
         model.train(was_training)
         set_rng_state(state)
@@ -293,8 +293,9 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> di
     best = {"value": math.inf, "step": -1}
     evals_since_best = 0
     # Held-out metric and mean training loss at each evaluation (memorization guard), and
-    # Wall-clock time is kept out of the state so that resumable checkpoints of two runs
-    # are byte-identical; the training clock continues from the train log instead.
+    # the running training-loss sum since the last evaluation. Wall-clock time is kept out
+    # of the state so that resumable checkpoints of two runs are byte-identical; the
+    # training clock continues from the train log instead.
     history = {"train_means": [], "dev_values": [], "loss_sum": 0.0, "loss_count": 0}
     signature = run_signature(task, model, cfg, seed)
     state = ckpt_io.load_state(out_dir)
@@ -359,7 +360,7 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> di
                 "batch_pos": batch_pos,
                 "best": best,
                 "evals_since_best": evals_since_best,
-                "history": {**history, "loss_sum": loss_sum, "loss_count": loss_count},
+                "history": {**history, "loss_sum": float(loss_sum), "loss_count": loss_count},
                 "rng": rng_state(),
                 "train_config": asdict(cfg),
                 "signature": signature,
@@ -372,13 +373,13 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> di
         nonlocal evals_since_best, loss_sum, loss_count
         stop = torch.zeros(1)
         if info.is_main:
-            metrics = _evaluate(task, model)
+            metrics = _held_out(task.evaluate, model)
             if cfg.select_metric not in metrics:
                 raise RuntimeError(f"evaluate() must report '{cfg.select_metric}'")
             value = metrics[cfg.select_metric]
             history["dev_values"].append(float(value))
-            history["train_means"].append(loss_sum / max(loss_count, 1))
-            loss_sum, loss_count = 0.0, 0
+            history["train_means"].append(float(loss_sum) / max(loss_count, 1))
+            loss_sum, loss_count = torch.zeros_like(loss_sum), 0
             memorizing = detect_memorization(
                 history["train_means"], history["dev_values"], cfg.memorization_span,
                 cfg.memorization_min_drop,
@@ -408,19 +409,14 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> di
         if not (info.is_main and task.probe is not None and cfg.probe_every):
             return
         minutes = round(clock() / 60, 3)  # training time so far; the probe's own is not
-        rng = rng_state()
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                figures = task.probe(model)
-        finally:
-            model.train(was_training)
-            set_rng_state(rng)
+        figures = _held_out(task.probe, model)
         logs["curve"].write({"step": step, "train_min": minutes, **figures})
         print(f"[train] {task.kind} step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in figures.items()))
 
-    loss_sum, loss_count = history["loss_sum"], history["loss_count"]
+    # Summed on the device in float64 (the same sums as Python floats): reading the loss
+    # back every step would stall a GPU; it is read once per evaluation.
+    loss_sum = torch.tensor(history["loss_sum"], dtype=torch.float64, device=info.device)
+    loss_count = history["loss_count"]
     # Seconds spent training (evaluation included, learning-curve probes not), continued
     # across resumes from the last kept row of the train log.
     clock_base = logs["train"].last_value("wall_s") if logs is not None else 0.0
@@ -461,7 +457,7 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> di
                 ) from None
             optimizer.step()
             scheduler.step()
-            loss_sum += float(loss.detach())
+            loss_sum += loss.detach()
             loss_count += 1
             step += 1
             batch_pos += 1
