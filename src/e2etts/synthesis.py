@@ -34,6 +34,7 @@ class SynthesisConfig:
     n_steps: int = 10
     cfg_strength: float = 0.7
     noise_scale: float = 1.0
+    start_t: float = 0.0  # > 0: start the flow on the path between noise and its prior mu
 
     @classmethod
     def from_dict(cls, d: dict) -> SynthesisConfig:
@@ -146,6 +147,30 @@ class System:
         return mel, indices[0]
 
     @torch.no_grad()
+    def decode(
+        self, prompt_mel: torch.Tensor, tokens: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        """prompt_mel (Tp, 80) and tokens (Tp/4 + T',) covering prompt + new speech -> log-mel
+        of the new speech (4T', 80) from the flow with this system's decoding settings."""
+        vectors = self.tokenizer.fsq.indices_to_vectors(tokens)[None]
+        return self.flow.sample(
+            vectors, prompt_mel[None], n_steps=self.cfg.n_steps, cfg_strength=self.cfg.cfg_strength,
+            generator=generator, noise_scale=self.cfg.noise_scale, start_t=self.cfg.start_t,
+        )[0]
+
+    @torch.no_grad()
+    def resynthesize(self, prompt_wav: str | Path, target_wav: str | Path, seed: int = 0) -> torch.Tensor:
+        """Ground-truth tokens of the target (this system's tokenizer) -> flow, with the
+        prompt as voice -> wav (samples,): the ceiling for a perfect LLM."""
+        prompt_mel, prompt_tokens = self.prompt_features(prompt_wav)
+        target_mel = log_mel(load_wav(target_wav))
+        usable = max(SUBSAMPLE, (target_mel.shape[0] // SUBSAMPLE) * SUBSAMPLE)
+        _, target_tokens, _ = self.tokenizer.encode(target_mel[None, :usable], torch.tensor([usable]))
+        tokens = torch.cat([prompt_tokens, target_tokens[0]])
+        mel = self.decode(prompt_mel, tokens, torch.Generator().manual_seed(seed))
+        return self.vocoder(mel)
+
+    @torch.no_grad()
     def synthesize(
         self,
         text: str,
@@ -179,13 +204,7 @@ class System:
             llm_s += time.perf_counter() - t
             n_tokens += len(new)
             t = time.perf_counter()
-            tokens = torch.cat([prompt_tokens, new])
-            vectors = self.tokenizer.fsq.indices_to_vectors(tokens)[None]
-            mel = self.flow.sample(
-                vectors, prompt_mel[None], n_steps=self.cfg.n_steps,
-                cfg_strength=self.cfg.cfg_strength, generator=generator,
-                noise_scale=self.cfg.noise_scale,
-            )[0]
+            mel = self.decode(prompt_mel, torch.cat([prompt_tokens, new]), generator)
             flow_s += time.perf_counter() - t
             t = time.perf_counter()
             pieces.append(self.vocoder(mel) if mel.shape[0] > 0 else torch.zeros(160))

@@ -23,11 +23,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..audio import load_wav, log_mel
+from ..audio import load_wav
 from ..errors import UserError
 from .asr import corpus_wer
-
-SUBSAMPLE = 4
 
 
 class HeldOutProbe:
@@ -85,17 +83,7 @@ class HeldOutProbe:
             wav, _ = system.synthesize(row.target_text, row.prompt_wav, row.prompt_text, seed=self.seed + i)
             return wav
         system = System.from_modules("probe", self.tokenizer, None, model, self.vocoder, self.cfg)
-        prompt_mel, prompt_tokens = system.prompt_features(row.prompt_wav)
-        target = log_mel(load_wav(row.target_wav))
-        usable = max(SUBSAMPLE, (target.shape[0] // SUBSAMPLE) * SUBSAMPLE)
-        _, tokens, _ = self.tokenizer.encode(target[None, :usable], torch.tensor([usable]))
-        vectors = self.tokenizer.fsq.indices_to_vectors(torch.cat([prompt_tokens, tokens[0]]))[None]
-        mel = model.sample(
-            vectors, prompt_mel[None], n_steps=self.cfg.n_steps, cfg_strength=self.cfg.cfg_strength,
-            noise_scale=self.cfg.noise_scale,
-            generator=torch.Generator().manual_seed(self.seed + i),
-        )[0]
-        return self.vocoder(mel)
+        return system.resynthesize(row.prompt_wav, row.target_wav, seed=self.seed + i)
 
     def __call__(self, model: torch.nn.Module) -> dict[str, float]:
         """model: the LLM (TextToTokenLM) or flow (FlowMatchingDecoder) being trained ->

@@ -14,8 +14,6 @@ import torch
 from ..atomic import write_json
 from ..audio import load_wav, log_mel, save_wav
 
-SUBSAMPLE = 4
-
 
 def _finish(out_dir: Path, name: str, n: int, audio_s: float, synth_s: float) -> None:
     write_json(
@@ -56,18 +54,7 @@ def resynthesize(items: pd.DataFrame, system, out_dir: Path, name: str, seed: in
     audio, spent = 0.0, 0.0
     for i, row in enumerate(items.itertuples()):
         t = time.perf_counter()
-        prompt_mel, prompt_tokens = system.prompt_features(row.prompt_wav)
-        target_mel = log_mel(load_wav(row.target_wav))
-        usable = max(SUBSAMPLE, (target_mel.shape[0] // SUBSAMPLE) * SUBSAMPLE)
-        _, target_tokens, _ = system.tokenizer.encode(target_mel[None, :usable], torch.tensor([usable]))
-        tokens = torch.cat([prompt_tokens, target_tokens[0]])
-        vectors = system.tokenizer.fsq.indices_to_vectors(tokens)[None]
-        mel = system.flow.sample(
-            vectors, prompt_mel[None], n_steps=system.cfg.n_steps,
-            cfg_strength=system.cfg.cfg_strength, noise_scale=system.cfg.noise_scale,
-            generator=torch.Generator().manual_seed(seed + i),
-        )[0]
-        wav = system.vocoder(mel)
+        wav = system.resynthesize(row.prompt_wav, row.target_wav, seed=seed + i)
         spent += time.perf_counter() - t
         save_wav(out_dir / f"{row.item_id}.wav", wav)
         audio += wav.numel() / 16000
