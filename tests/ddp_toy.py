@@ -5,7 +5,8 @@ import sys
 import torch
 from torch import nn
 
-from e2etts.train import TrainConfig, TrainTask, fit
+from e2etts.train import TrainConfig, fit
+from toy_tasks import regression_task
 
 
 def main(out_dir: str) -> None:
@@ -15,16 +16,7 @@ def main(out_dir: str) -> None:
     y = x @ torch.randn(8, 1, generator=g)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(8, 32), nn.GELU(), nn.Linear(32, 1))
-    task = TrainTask(
-        kind="toy",
-        model=model,
-        dataset=[(x[i], y[i]) for i in range(64)],
-        lengths=[1] * 64,
-        collate=lambda items: (torch.stack([a for a, _ in items]), torch.stack([b for _, b in items])),
-        loss=lambda m, b: (nn.functional.mse_loss(m(b[0]), b[1]), {}),
-        evaluate=lambda m: {"dev_loss": float(nn.functional.mse_loss(m(x[:16]), y[:16]))},
-        export=lambda m: {"model": m.state_dict(), "config": {}},
-    )
+    task = regression_task(model, x, y, x[:16], y[:16])
     cfg = TrainConfig(max_steps=30, batch_size=8, lr=1e-2, warmup_steps=3, eval_every=10,
                       ckpt_every=10, log_every=1, progress=False, device="cpu")
     fit(task, cfg, out_dir, seed=0)

@@ -9,6 +9,7 @@ from torch import nn
 from e2etts import checkpoint
 from e2etts.errors import UserError
 from e2etts.train import TrainConfig, TrainingDiverged, TrainTask, fit, make_batches
+from toy_tasks import regression_task
 
 
 def _toy_task(n=64, poison_step=None):
@@ -145,16 +146,7 @@ def test_memorization_guard_stops_a_model_that_memorizes(tmp_path):
     y, dev_y = torch.randn(8, 1, generator=g), torch.randn(64, 1, generator=g)  # pure noise
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(16, 256), nn.GELU(), nn.Linear(256, 1))
-    task = TrainTask(
-        kind="toy",
-        model=model,
-        dataset=[(x[i], y[i]) for i in range(8)],
-        lengths=[1] * 8,
-        collate=lambda items: (torch.stack([a for a, _ in items]), torch.stack([b for _, b in items])),
-        loss=lambda m, b: (nn.functional.mse_loss(m(b[0]), b[1]), {}),
-        evaluate=lambda m: {"dev_loss": float(nn.functional.mse_loss(m(dev_x), dev_y))},
-        export=lambda m: {"model": m.state_dict(), "config": {}},
-    )
+    task = regression_task(model, x, y, dev_x, dev_y)
     cfg = _cfg(max_steps=400, batch_size=8, lr=1e-2, eval_every=10, memorization_span=3)
     result = fit(task, cfg, tmp_path, seed=0)
     dev = _rows(tmp_path / "dev_log.tsv")
