@@ -166,3 +166,13 @@ def test_summary_counts_words_hit_and_empty_hypotheses():
     assert out["cascade"]["word_hit_rate"] == pytest.approx(4 / 7)
     assert out["cascade"]["n_empty_hypotheses"] == 0
     assert out["quiet"]["word_hit_rate"] == 0.0 and out["quiet"]["n_empty_hypotheses"] == 2
+
+
+def test_symbol_error_rate_counts_phones_not_characters():
+    from e2etts.evaluate.curves import symbol_error_rate
+
+    ref = [[40, 41, 42, 43]]  # four phone ids (multi-character symbols)
+    assert symbol_error_rate(ref, [[40, 41, 42, 43]]) == 0.0
+    assert symbol_error_rate(ref, [[40, 41, 99, 43]]) == pytest.approx(0.25)
+    assert symbol_error_rate(ref, [[]]) == pytest.approx(1.0)  # empty hypothesis: all deleted
+    assert symbol_error_rate(ref + [[5, 6]], [[40, 41, 42, 43], [5]]) == pytest.approx(1 / 6)

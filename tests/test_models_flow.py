@@ -79,8 +79,9 @@ def test_overfit_tiny_batch():
     assert final < 0.5 * start, (start, final)
 
 
-def test_sample_shapes_and_finite():
-    model = _tiny()
+@pytest.mark.parametrize("conv", [{}, {"frame_encoder_layers": 1, "estimator_conv_layers": 1}])
+def test_sample_shapes_and_finite(conv):
+    model = _tiny(**conv)
     model.out_proj.weight.data.normal_(0, 0.1)
     tokens = torch.randn(1, 10, 3).tanh()
     prompt = torch.randn(1, 13, 16) - 4.0
@@ -154,3 +155,23 @@ def test_speaker_condition_reaches_the_prior_and_follows_the_prompt():
     out_a = model.sample(tokens[:1], mel[:1, :8], n_steps=2, cfg_strength=0.0, start_t=1.0)
     out_b = model.sample(tokens[:1], mel[:1, :8] + 3.0, n_steps=2, cfg_strength=0.0, start_t=1.0)
     assert not torch.allclose(out_a, out_b)  # mu itself depends on the prompt's voice
+
+
+def test_frame_encoder_lets_the_prior_change_within_a_token():
+    """Without frame-rate layers mu is constant over each token's 4 frames; with them it
+    can follow the mel inside a token, and training the prior on a batch shows it."""
+    batch = _batch()
+    for layers, expect_flat in ((0, True), (2, False)):
+        torch.manual_seed(0)
+        model = _tiny(frame_encoder_layers=layers)
+        model.set_normalization(torch.full((16,), -4.0), torch.ones(16))
+        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+        for step in range(60):
+            loss = model.loss(*batch, generator=torch.Generator().manual_seed(step))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            mu = model.prior_proj(model.encode_tokens(batch[2], batch[3]))  # (B, 4T', n_mels)
+        within = (mu[0].reshape(10, 4, -1) - mu[0].reshape(10, 4, -1).mean(1, keepdim=True)).abs().max()
+        assert (float(within) < 1e-5) == expect_flat, (layers, float(within))

@@ -41,15 +41,16 @@ def test_llm_did_not_memorize_and_curves_were_logged(smoke_repo):
     from e2etts.train import detect_memorization
 
     span = yaml.safe_load((smoke_repo / "config/smoke.yaml").read_text())["llm"]["train"]["memorization_span"]
-    dev = pd.read_csv(smoke_repo / "results/checkpoints/cascade/llm/dev_log.tsv", sep="\t")
+    dev = pd.read_csv(smoke_repo / "results/train_logs/cascade/llm/dev_log.tsv", sep="\t")
     assert len(dev) > span  # enough evaluations for the guard to judge
     verdict = detect_memorization(dev["train_loss"].tolist(), dev["dev_loss"].tolist(), span)
     assert verdict is None, verdict
     for component in ("llm", "flow"):  # learning curves: held-out WER/SIM of synthesized speech
-        curve = pd.read_csv(smoke_repo / f"results/checkpoints/cascade/{component}/curve_log.tsv", sep="\t")
-        assert {"step", "train_min", "dev_wer", "dev_sim"} <= set(curve.columns)
+        curve = pd.read_csv(smoke_repo / f"results/train_logs/cascade/{component}/curve_log.tsv", sep="\t")
+        assert {"step", "train_min", "dev_wer", "dev_sim", "dev_per"} <= set(curve.columns)
         assert curve["step"].iloc[0] == 0 and len(curve) >= 2
         assert curve["dev_wer"].between(0, 10).all() and curve["dev_sim"].between(-1, 1).all()
+        assert curve["dev_per"].between(0, 10).all()
 
 
 def test_report_and_synthesis_cli(smoke_repo):

@@ -114,9 +114,13 @@ def _with_probe(args, params: dict, task, train_cfg):
         raise UserError(f"--curve-items: learning curves exist for llm and flow, not {args.component}")
     if not args.curve_tokenizer:
         raise UserError("--curve-items needs --curve-tokenizer (the tokenizer of the tokens)")
+    from .data.features import FeatureSet
+
+    # The tokenizer's CTC head reads the front end its training features were encoded with.
+    text_frontend = FeatureSet(Path(args.features_dir) / "dev.pt").text_frontend
     probe = build_probe(
         args.component, params["curves"], params, args.curve_tokenizer, args.curve_flow,
-        args.curve_items,
+        args.curve_items, text_frontend,
     )
     task = dataclasses.replace(task, probe=lambda wrapper: probe(wrapper.model))
     return task, dataclasses.replace(train_cfg, probe_every=int(params["curves"]["every_steps"]))
@@ -137,7 +141,7 @@ def cmd_train(args) -> None:
     task = make()
     if args.curve_items:
         task, train_cfg = _with_probe(args, params, task, train_cfg)
-    result = fit(task, train_cfg, Path(args.out_dir), seed=params["seed"])
+    result = fit(task, train_cfg, Path(args.out_dir), seed=params["seed"], log_dir=args.log_dir)
     print(json.dumps(result))
 
 
@@ -330,7 +334,7 @@ def cmd_report(args) -> None:
     }
     wav_dirs = {name: Path(args.samples_dir) / name for name in summary}
     curves = {}
-    for log in sorted(Path(args.checkpoints_dir).glob("*/*/*_log.tsv")):
+    for log in sorted(Path(args.train_logs_dir).glob("*/*/*_log.tsv")):
         system, component = log.parts[-3], log.parts[-2]
         curves[f"{system}/{component}/{log.stem.replace('_log', '')}"] = pd.read_csv(log, sep="\t")
     build_report(summary, per_utt, items, wav_dirs, curves, Path(args.out_dir), n_audio=args.n_audio)
@@ -386,6 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--curve-tokenizer", default=None, help="tokenizer final.pt for the probe")
     p.add_argument("--curve-flow", default=None, help="trained flow final.pt (llm probe)")
     p.add_argument("--out-dir", required=True, help="checkpoint directory")
+    p.add_argument("--log-dir", default=None,
+                   help="train/dev/curve logs (wall-clock columns); default: the checkpoint directory")
 
     p = add("export-components", cmd_export_components, "split a joint E1 checkpoint")
     p.add_argument("--checkpoint", required=True)
@@ -447,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--items", required=True)
     p.add_argument("--metrics-dir", required=True)
     p.add_argument("--samples-dir", required=True)
-    p.add_argument("--checkpoints-dir", default="results/checkpoints")
+    p.add_argument("--train-logs-dir", default="results/train_logs", help="<system>/<component>/*_log.tsv")
     p.add_argument("--n-audio", type=int, default=5, help="test items with audio players")
     p.add_argument("--out-dir", required=True)
     return parser

@@ -181,6 +181,9 @@ def to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
+LOG_NAMES = ("train_log.tsv", "dev_log.tsv", "curve_log.tsv")
+
+
 class TsvLog:
     """Append-only TSV log; on resume rows after the resumed step are dropped."""
 
@@ -265,7 +268,8 @@ def run_signature(task: TrainTask, model: nn.Module, cfg: TrainConfig, seed: int
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> dict:
+def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int,
+        log_dir: str | Path | None = None) -> dict:
     """Train to cfg.max_steps (or early stop), resuming from out_dir/last.pt if present.
 
     Returns the final held-out metrics. Writes final.pt last, so its presence means done.
@@ -279,6 +283,13 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> di
         )
     info = dist_util.init(cfg.device)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # The logs carry wall-clock columns; kept apart from the checkpoints (log_dir), the
+    # checkpoint directory of two runs with the same seed hashes the same.
+    log_dir = Path(log_dir) if log_dir is not None else out_dir
+    log_dir.mkdir(parents=True, exist_ok=True)
+    if log_dir.resolve() != out_dir.resolve():
+        for name in LOG_NAMES:  # written there by an older layout; would spoil the dir's hash
+            (out_dir / name).unlink(missing_ok=True)
     if cfg.deterministic:
         # cuBLAS needs a fixed workspace to be deterministic; set before its first use.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -334,11 +345,11 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int) -> di
     if info.is_main:
         resume_step = step if state is not None else None
         logs = {
-            "train": TsvLog(out_dir / "train_log.tsv", resume_step),
-            "dev": TsvLog(out_dir / "dev_log.tsv", resume_step),
+            "train": TsvLog(log_dir / "train_log.tsv", resume_step),
+            "dev": TsvLog(log_dir / "dev_log.tsv", resume_step),
         }
         if task.probe is not None and cfg.probe_every:
-            logs["curve"] = TsvLog(out_dir / "curve_log.tsv", resume_step)
+            logs["curve"] = TsvLog(log_dir / "curve_log.tsv", resume_step)
     progress = None
     if info.is_main and cfg.progress:
         from tqdm import tqdm

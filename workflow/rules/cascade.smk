@@ -11,6 +11,7 @@ rule train_tokenizer:
         launch=launcher,
         cfg=section_json("seed", "tokenizer"),
         out_dir=lambda wc, output: os.path.dirname(output.model),
+        log_dir=train_log_dir,
     threads: 1
     resources:
         nproc=1,
@@ -24,7 +25,7 @@ rule train_tokenizer:
     benchmark:
         "benchmarks/cascade/train_tokenizer.tsv"
     shell:
-        "{params.launch} train tokenizer --params {params.cfg:q} --out-dir {params.out_dir}"
+        "{params.launch} train tokenizer --params {params.cfg:q} --out-dir {params.out_dir} --log-dir {params.log_dir}"
         " --threads {threads} > {log} 2>&1"
 
 
@@ -63,6 +64,7 @@ rule train_llm:
         curves=curve_args,
         tokens_dir=lambda wc, input: os.path.dirname(input.tokens[0]),
         out_dir=lambda wc, output: os.path.dirname(output.model),
+        log_dir=train_log_dir,
         init=lambda wc, input: f"--init {input.init} --train-section stage2" if input.init else "",
     threads: 1
     resources:
@@ -78,7 +80,7 @@ rule train_llm:
         "benchmarks/{system}/train_llm.tsv"
     shell:
         "{params.launch} train llm --params {params.cfg:q} --tokens-dir {params.tokens_dir} {params.init}"
-        " {params.curves} --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"
+        " {params.curves} --out-dir {params.out_dir} --log-dir {params.log_dir} --threads {threads} > {log} 2>&1"
 
 
 rule train_flow:
@@ -96,6 +98,7 @@ rule train_flow:
         curves=curve_args,
         tokens_dir=lambda wc, input: os.path.dirname(input.tokens[0]),
         out_dir=lambda wc, output: os.path.dirname(output.model),
+        log_dir=train_log_dir,
         init=lambda wc, input: f"--init {input.init} --train-section stage2" if input.init else "",
     threads: 1
     resources:
@@ -111,7 +114,7 @@ rule train_flow:
         "benchmarks/{system}/train_flow.tsv"
     shell:
         "{params.launch} train flow --params {params.cfg:q} --tokens-dir {params.tokens_dir} {params.init}"
-        " {params.curves} --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"
+        " {params.curves} --out-dir {params.out_dir} --log-dir {params.log_dir} --threads {threads} > {log} 2>&1"
 
 
 rule assemble_system:

@@ -39,6 +39,16 @@ def vocoder_checkpoint():
 
 
 CKPT = "results/checkpoints"
+# Training logs (loss, held-out metrics, learning curves) carry wall-clock columns, so they
+# live apart from the checkpoints: a checkpoint directory then hashes the same in two runs
+# with the same seed (docs/reproducibility.md). Not a DVC output; read by `dvc plots`.
+TRAIN_LOGS = "results/train_logs"
+
+
+def train_log_dir(wc, output):
+    """results/checkpoints/<system>/<component> -> results/train_logs/<system>/<component>."""
+    ckpt_dir = os.path.dirname(output.model)
+    return TRAIN_LOGS + ckpt_dir[len(CKPT):]
 
 
 def stage2_init(component):

@@ -16,6 +16,7 @@ rule train_joint_e1:
         launch=launcher,
         cfg=section_json("seed", "tokenizer", "flow", "llm", "reward", "joint_e1"),
         out_dir=lambda wc, output: os.path.dirname(output.model),
+        log_dir=train_log_dir,
         init=lambda wc, input: f"--init {input.init}" if input.init else "",
     threads: 1
     resources:
@@ -31,7 +32,7 @@ rule train_joint_e1:
         "benchmarks/e2e_tok/train_joint_e1.tsv"
     shell:
         "{params.launch} train joint_e1 --params {params.cfg:q} {params.init}"
-        " --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"
+        " --out-dir {params.out_dir} --log-dir {params.log_dir} --threads {threads} > {log} 2>&1"
 
 
 rule export_joint_e1:
@@ -75,6 +76,7 @@ rule fit_reward:
         cfg=section_json("seed", "reward"),
         tokens_dir=lambda wc, input: os.path.dirname(input.tokens[0]),
         out_dir=lambda wc, output: os.path.dirname(output.model),
+        log_dir=train_log_dir,
     threads: 1
     resources:
         nproc=1,
@@ -89,7 +91,7 @@ rule fit_reward:
         "benchmarks/e2e_tok/fit_reward.tsv"
     shell:
         "{params.launch} train reward --params {params.cfg:q} --tokens-dir {params.tokens_dir}"
-        " --init {input.init} --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"
+        " --init {input.init} --out-dir {params.out_dir} --log-dir {params.log_dir} --threads {threads} > {log} 2>&1"
 
 
 rule train_joint_e2:
@@ -107,6 +109,7 @@ rule train_joint_e2:
         cfg=lambda wc: section_json("seed", f"joint_e2_{wc.variant}"),
         tokens_dir=lambda wc, input: os.path.dirname(input.tokens[0]),
         out_dir=lambda wc, output: os.path.dirname(output.model),
+        log_dir=train_log_dir,
     threads: 1
     resources:
         nproc=1,
@@ -122,4 +125,4 @@ rule train_joint_e2:
     shell:
         "{params.launch} train joint_e2 --section joint_e2_{wildcards.variant} --params {params.cfg:q}"
         " --tokens-dir {params.tokens_dir} --init {input.llm} --flow {input.flow}"
-        " --reward {input.reward} --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"
+        " --reward {input.reward} --out-dir {params.out_dir} --log-dir {params.log_dir} --threads {threads} > {log} 2>&1"

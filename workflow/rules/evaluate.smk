@@ -167,5 +167,5 @@ rule report:
     shell:
         "e2etts report --summary {input.summary} --items {input.test_items}"
         " --metrics-dir results/metrics/systems --samples-dir results/samples"
-        " --checkpoints-dir results/checkpoints --n-audio {params.n_audio}"
+        " --train-logs-dir results/train_logs --n-audio {params.n_audio}"
         " --out-dir {params.out_dir} > {log} 2>&1"

@@ -11,6 +11,7 @@ rule train_vocoder:
         launch=launcher,
         cfg=section_json("seed", "vocoder"),
         out_dir=lambda wc, output: os.path.dirname(output.model),
+        log_dir=train_log_dir,
         manifest_dir=lambda wc, input: os.path.dirname(input.manifests[0]),
     threads: 1
     resources:
@@ -26,4 +27,4 @@ rule train_vocoder:
         "benchmarks/vocoder/train_vocoder.tsv"
     shell:
         "{params.launch} train vocoder --params {params.cfg:q} --manifest-dir {params.manifest_dir}"
-        " --out-dir {params.out_dir} --threads {threads} > {log} 2>&1"
+        " --out-dir {params.out_dir} --log-dir {params.log_dir} --threads {threads} > {log} 2>&1"

@@ -10,6 +10,12 @@ it with the same WER and SIM judges as the test evaluation. Rows go to
 
 - LLM probe: text + prompt -> current LLM -> a fixed, already trained flow -> vocoder.
 - Flow probe: ground-truth tokens of the target (the fixed tokenizer) -> current flow.
+Besides Whisper's WER and resemblyzer's SIM, each row has ``dev_per``: the phone error of
+the synthesized audio as read back by the cascade tokenizer's own CTC recognizer (audio
+-> log-mel -> tokenizer -> CTC). Whisper tiny.en hallucinates fluent text on babble, so
+WER above ~90 % swings by tens of points between near-identical models; the in-domain
+recognizer is a steadier ranking signal until speech becomes intelligible (it is a probe
+statistic, never the evaluation's judge).
 The probe runs in eval mode on the main process, outside the training clock, and never
 touches the training RNG stream (same seed -> same numbers with or without curves).
 """
@@ -25,6 +31,8 @@ import torch
 
 from ..audio import load_wav
 from ..errors import UserError
+from ..text import encode_text
+from ..tokenizer.model import SUBSAMPLE
 from .asr import corpus_wer
 
 
@@ -45,6 +53,7 @@ class HeldOutProbe:
         synthesis: dict,
         eval_section: dict,
         seed: int = 0,
+        text_frontend: str = "phones",
     ):
         from ..synthesis import SynthesisConfig, make_vocoder
         from ..tokenizer.train import load_tokenizer
@@ -66,6 +75,7 @@ class HeldOutProbe:
         self.vocoder = make_vocoder(vocoder_spec)
         self.cfg = SynthesisConfig.from_dict(synthesis)
         self.seed = seed
+        self.text_frontend = text_frontend
         self.wer_judge = WERJudge(
             eval_section.get("asr_model_dir"),
             compute_type=eval_section.get("asr_compute_type", "int8"),
@@ -87,11 +97,14 @@ class HeldOutProbe:
 
     def __call__(self, model: torch.nn.Module) -> dict[str, float]:
         """model: the LLM (TextToTokenLM) or flow (FlowMatchingDecoder) being trained ->
-        {"dev_wer", "dev_sim", "probe_s"} over the dev list."""
+        {"dev_wer", "dev_sim", "dev_per", "probe_s"} over the dev list."""
         start = time.perf_counter()
-        refs, hyps, sims = [], [], []
+        refs, hyps, sims, phone_refs, phone_hyps = [], [], [], [], []
         for i, row in enumerate(self.items.itertuples()):
-            wav = self._wav(model, row, i).float().numpy()
+            wav = self._wav(model, row, i).float()
+            phone_refs.append(encode_text(row.target_text, self.text_frontend))
+            phone_hyps.append(read_phones(self.tokenizer, wav))
+            wav = wav.numpy()
             refs.append(row.target_text)
             hyps.append(self.wer_judge.transcribe(wav) if wav.size > 1600 else "")
             if row.prompt_wav not in self._prompt_emb:
@@ -100,12 +113,42 @@ class HeldOutProbe:
         return {
             "dev_wer": corpus_wer(refs, hyps),
             "dev_sim": float(np.mean(sims)),
+            "dev_per": symbol_error_rate(phone_refs, phone_hyps),
             "probe_s": round(time.perf_counter() - start, 1),
         }
 
 
+@torch.no_grad()
+def read_phones(tokenizer, wav: torch.Tensor) -> list[int]:
+    """wav (samples,) at 16 kHz -> text ids the tokenizer's CTC head recognizes."""
+    from ..audio import log_mel
+
+    mel = log_mel(wav)
+    if mel.shape[0] < SUBSAMPLE:
+        return []
+    was_training = tokenizer.training
+    tokenizer.eval()
+    try:
+        out = tokenizer(mel[None], torch.tensor([mel.shape[0]]))
+    finally:
+        tokenizer.train(was_training)
+    return tokenizer.greedy_ctc_decode(out)[0]
+
+
+def symbol_error_rate(refs: list[list[int]], hyps: list[list[int]]) -> float:
+    """Edit distance over symbols (a phone may be several characters) / reference symbols;
+    an empty hypothesis counts as all deletions."""
+    import jiwer
+
+    def words(ids: list[int]) -> str:
+        return " ".join(str(int(i)) for i in ids)
+
+    # jiwer rejects empty strings; "-1" never matches a real id (one insertion at most).
+    return float(jiwer.wer([words(r) for r in refs], [words(h) or "-1" for h in hyps]))
+
+
 def build_probe(mode: str, curves: dict, params: dict, tokenizer: str, flow: str | None,
-                items_path: str) -> HeldOutProbe:
+                items_path: str, text_frontend: str = "phones") -> HeldOutProbe:
     """The probe for one component from the params sections (curves, synthesis, eval,
     vocoder) and the fixed dev list written by `e2etts make-items --split dev`."""
     from ..synthesis import vocoder_spec
@@ -119,4 +162,5 @@ def build_probe(mode: str, curves: dict, params: dict, tokenizer: str, flow: str
     return HeldOutProbe(
         mode, items.head(n), tokenizer, flow, vocoder_spec(params["vocoder"], None),
         params["synthesis"], params["eval"], seed=int(params.get("seed", 0)),
+        text_frontend=text_frontend,
     )

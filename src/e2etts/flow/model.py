@@ -48,6 +48,28 @@ class FlowMatchingConfig:
     # the per-bin mean and std of a reference mel (training: the whole utterance; synthesis:
     # the prompt). CosyVoice conditions its flow on a speaker embedding for the same reason.
     speaker_cond: bool = False
+    # Residual depthwise-conv blocks (ConvNeXt-style, kernel 7) at mel rate after the 4x
+    # repeat, so cond and mu can change within a token; without them mu is constant over
+    # each token's 4 frames (the block-average oracle's ceiling). CosyVoice's flow likewise
+    # keeps encoding after upsampling.
+    frame_encoder_layers: int = 0
+    # The same conv blocks on the estimator's input (x_t, cond, mu, prompt) before its
+    # transformer: local spectro-temporal detail at mel rate.
+    estimator_conv_layers: int = 0
+
+
+class FrameConvBlock(nn.Module):
+    """x + MLP(LN(depthwise conv k7 (x))) over (B, T, d), ConvNeXt style."""
+
+    def __init__(self, d: int, kernel: int = 7, mult: int = 2):
+        super().__init__()
+        self.dwconv = nn.Conv1d(d, d, kernel, padding=kernel // 2, groups=d)
+        self.norm = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, mult * d), nn.GELU(), nn.Linear(mult * d, d))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.dwconv(x.transpose(1, 2)).transpose(1, 2)
+        return x + self.mlp(self.norm(h))
 
 
 class FlowMatchingDecoder(nn.Module):
@@ -59,11 +81,13 @@ class FlowMatchingDecoder(nn.Module):
         self.norm = MelNormalizer(cfg.n_mels)
         self.token_in = nn.Linear(cfg.fsq_dim, d)
         self.token_encoder = Transformer(d, cfg.n_heads, cfg.token_encoder_layers, cfg.dropout)
+        self.frame_encoder = nn.ModuleList(FrameConvBlock(d) for _ in range(cfg.frame_encoder_layers))
         self.prior_proj = nn.Linear(d, cfg.n_mels)
         if cfg.speaker_cond:
             self.speaker_proj = nn.Sequential(nn.Linear(2 * cfg.n_mels, d), nn.GELU(), nn.Linear(d, d))
         self.in_proj = nn.Linear(3 * cfg.n_mels + d, d)
         self.time_emb = TimestepEmbedding(d)
+        self.estimator_conv = nn.ModuleList(FrameConvBlock(d) for _ in range(cfg.estimator_conv_layers))
         self.estimator = Transformer(d, cfg.n_heads, cfg.n_layers, cfg.dropout, cond_dim=d)
         self.out_proj = nn.Linear(d, cfg.n_mels)
         # Zero output at init: the first velocity guess is 0, a stable start for the ODE loss.
@@ -109,7 +133,11 @@ class FlowMatchingDecoder(nn.Module):
             h = h + speaker[:, None, :].to(h.dtype)
         h, _ = self.token_encoder(h, valid)
         h = h * valid[..., None]
-        return h.repeat_interleave(self.cfg.upsample, dim=1)
+        h = h.repeat_interleave(self.cfg.upsample, dim=1)
+        frame_valid = valid.repeat_interleave(self.cfg.upsample, dim=1)[..., None].to(h.dtype)
+        for block in self.frame_encoder:
+            h = block(h) * frame_valid
+        return h
 
     def velocity(
         self,
@@ -123,6 +151,8 @@ class FlowMatchingDecoder(nn.Module):
         """x (B, T, n_mels) at time t (B,); cond (B, T, d); mu (B, T, n_mels); prompt
         (B, T, n_mels) zeros outside the prefix; valid (B, T) -> velocity (B, T, n_mels)."""
         h = self.in_proj(torch.cat([x, cond, mu, prompt], dim=-1))
+        for block in self.estimator_conv:
+            h = block(h) * valid[..., None].to(h.dtype)
         h, _ = self.estimator(h, valid, cond=self.time_emb(t))
         return self.out_proj(h)
 
