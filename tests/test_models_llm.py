@@ -163,3 +163,63 @@ def test_repetition_aware_sampling(window, expect_all_same):
     )
     assert len(out) == 30
     assert (set(out.tolist()) == {7}) == expect_all_same
+
+
+def _penalty_after_training(weight: float, steps: int = 60) -> tuple[float, float]:
+    """Train a tiny LM on a fixed batch with CE (+ weight * guided attention) ->
+    (penalty at start, penalty at the end) of the guided layer."""
+    from e2etts.llm.train import LLMTraining
+
+    torch.manual_seed(0)
+    model = _tiny(guided_attention_weight=max(weight, 1e-9), guided_attention_layer=1)
+    model.cfg.guided_attention_weight = weight  # 0: CE only, the layer still keeps q/k
+    text, tl, vec, sl, idx = _batch(model)
+    batch = {"text": text, "text_lens": tl, "tokens": idx, "token_lens": sl}
+    wrapper = LLMTraining(model)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+
+    def penalty() -> float:
+        with torch.no_grad():
+            model.loss(text, tl, None, sl, idx)
+            return float(model.guided_attention_penalty(tl, sl, text.shape[1]))
+
+    start = penalty()
+    for _ in range(steps):
+        loss, log = wrapper(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert ("guided_attn" in log) == (weight > 0)
+    return start, penalty()
+
+
+def test_guided_attention_pulls_the_layer_toward_the_diagonal():
+    start, guided = _penalty_after_training(1.0)
+    _, unguided = _penalty_after_training(0.0)
+    assert 0.0 < start < 1.0
+    assert guided < 0.5 * start and guided < 0.5 * unguided, (start, guided, unguided)
+
+
+def test_guided_attention_penalty_ranks_diagonal_below_reversed_and_checks_the_layer():
+    model = _tiny(guided_attention_weight=1.0, guided_attention_layer=1)
+    text = torch.randint(1, 12, (1, 10))
+    tl, sl = torch.tensor([10]), torch.tensor([30])
+    idx = torch.randint(0, 16, (1, 30))
+    model.loss(text, tl, None, sl, idx)
+    q, k = model.transformer.blocks[1].attn.last_qk
+    Lmax = text.shape[1]
+
+    def penalty(reverse: bool) -> float:
+        # Hand-made queries/keys: each speech row reads one text slot, one-hot.
+        q2, k2 = torch.zeros_like(q), torch.zeros_like(k)
+        for i in range(10):
+            k2[0, :, i, i] = 1.0
+        for j in range(31):
+            i = min(9, int(j / 30 * 10))
+            q2[0, :, Lmax + j, 9 - i if reverse else i] = 50.0
+        model.transformer.blocks[1].attn.last_qk = (q2, k2)
+        return float(model.guided_attention_penalty(tl, sl, Lmax))
+
+    assert penalty(reverse=False) < 0.1 < 0.6 < penalty(reverse=True)
+    with pytest.raises(ValueError, match="guided_attention_layer"):
+        _tiny(guided_attention_weight=1.0, guided_attention_layer=2)

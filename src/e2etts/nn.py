@@ -97,6 +97,10 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.proj = nn.Linear(d_model, d_model)
         self.dropout = dropout
+        # When set, forward keeps the rotated queries and keys (B, H, T, Dh) in `last_qk`:
+        # an attention loss (the LLM's guided attention) reads them; off by default.
+        self.keep_qk = False
+        self.last_qk: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def forward(
         self,
@@ -113,6 +117,8 @@ class Attention(nn.Module):
         B, T, D = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        if self.keep_qk:
+            self.last_qk = (q, k)
         if cache is not None:
             k = torch.cat([cache[0], k], dim=2)
             v = torch.cat([cache[1], v], dim=2)

@@ -39,6 +39,13 @@ class TextToTokenLMConfig:
     dropout: float = 0.1
     max_len: int = 1024  # text + 1 + speech tokens (40 s of speech at 25 Hz): generation guard
     text_frontend: str = "chars"  # how text becomes ids (text.encode_text); set from the features
+    # Guided attention (Tachibana et al. 2018, DC-TTS): the heads of one layer are pushed,
+    # from speech positions, toward text positions near the diagonal (speech progress j/S vs
+    # text progress i/L, width sigma). A monotonic-alignment prior for small data; the
+    # training loss adds weight * penalty (0 = off); inference is unchanged.
+    guided_attention_weight: float = 0.0
+    guided_attention_sigma: float = 0.2
+    guided_attention_layer: int = 1
 
 
 class TextToTokenLM(nn.Module):
@@ -56,6 +63,12 @@ class TextToTokenLM(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.transformer = Transformer(d, cfg.n_heads, cfg.n_layers, cfg.dropout, causal=True)
         self.head = nn.Linear(d, self.codebook_size + 1)
+        if cfg.guided_attention_weight > 0:
+            if not 0 <= cfg.guided_attention_layer < cfg.n_layers:
+                raise ValueError(
+                    f"guided_attention_layer {cfg.guided_attention_layer} outside 0..{cfg.n_layers - 1}"
+                )
+            self.transformer.blocks[cfg.guided_attention_layer].attn.keep_qk = True
 
     # ---- teacher forcing -------------------------------------------------------------
 
@@ -102,6 +115,33 @@ class TextToTokenLM(nn.Module):
         h, _ = self.transformer(self.drop(x), valid, positions)
         Lmax = text_ids.shape[1]
         return self.head(h[:, Lmax:])  # from <sep> onwards: S + 1 positions
+
+    def guided_attention_penalty(
+        self, text_lens: torch.Tensor, speech_lens: torch.Tensor, Lmax: int
+    ) -> torch.Tensor:
+        """After a forward pass: the mean off-diagonal attention mass of the guided layer.
+
+        Rows are the positions that predict speech token j = 0..S_b (<sep> and the speech
+        inputs, <eos> included), progress j / S_b; columns the item's text, progress
+        (i + 0.5) / L_b. Attention is renormalized over the text keys, so the penalty asks
+        *where* in the text a head looks, not how much; penalty weight
+        1 - exp(-(progress difference)^2 / (2 sigma^2)). -> scalar in [0, 1).
+        """
+        q, k = self.transformer.blocks[self.cfg.guided_attention_layer].attn.last_qk
+        S1 = q.shape[2] - Lmax  # S + 1 rows from <sep> on
+        scores = q[:, :, Lmax:].float() @ k[:, :, :Lmax].float().transpose(-1, -2) / q.shape[-1] ** 0.5
+        slot = torch.arange(Lmax, device=q.device)
+        text_pos = slot[None, :] - (Lmax - text_lens)[:, None]  # (B, Lmax); < 0 is padding
+        text_valid = text_pos >= 0
+        attn = scores.masked_fill(~text_valid[:, None, None, :], float("-inf")).softmax(-1)
+        j = torch.arange(S1, device=q.device)[None, :].float()
+        row_progress = j / speech_lens[:, None].clamp_min(1).float()  # (B, S+1)
+        col_progress = (text_pos.float() + 0.5) / text_lens[:, None].clamp_min(1).float()
+        diff = row_progress[:, :, None] - col_progress[:, None, :]  # (B, S+1, Lmax)
+        weight = 1 - torch.exp(-(diff**2) / (2 * self.cfg.guided_attention_sigma**2))
+        per_row = (attn * weight[:, None]).nan_to_num(0.0).sum(-1)  # (B, H, S+1)
+        rows = (j <= speech_lens[:, None]).float()[:, None, :].expand_as(per_row)
+        return (per_row * rows).sum() / rows.sum().clamp_min(1.0)
 
     def targets(self, speech_indices: torch.Tensor, speech_lens: torch.Tensor) -> torch.Tensor:
         """speech_indices (B, S) -> targets (B, S+1): the tokens, <eos> at speech_lens,

@@ -29,7 +29,15 @@ class LLMTraining(nn.Module):
         ce, acc = self.model.loss(
             batch["text"], batch["text_lens"], None, batch["token_lens"], batch["tokens"]
         )
-        return ce, {"ce": float(ce.detach()), "acc": float(acc)}
+        log = {"ce": float(ce.detach()), "acc": float(acc)}
+        weight = self.model.cfg.guided_attention_weight
+        if weight <= 0:
+            return ce, log
+        penalty = self.model.guided_attention_penalty(
+            batch["text_lens"], batch["token_lens"], batch["text"].shape[1]
+        )
+        log["guided_attn"] = float(penalty.detach())
+        return ce + weight * penalty, log
 
 
 def evaluate_llm(model: TextToTokenLM, dev: TokenizedSet, batch_size: int = 16) -> dict:
