@@ -31,14 +31,19 @@ def _inverse_mel(cfg: MelConfig) -> torchaudio.transforms.InverseMelScale:
     )
 
 
+PHASE_SEED = 0
+
+
 @torch.no_grad()
 def griffin_lim(
     log_mel: torch.Tensor, mel_cfg: MelConfig = DEFAULT_MEL, n_iter: int = 32
 ) -> torch.Tensor:
     """log_mel (T, n_mels) -> wav (samples,) float32, samples = (T - 1) * hop_length.
 
-    The random phase initialization draws from the global torch RNG (seed it for
-    reproducible output).
+    The random phase initialization is drawn from a fixed seed in a forked RNG, so the
+    same mel gives the same wav in any process, and the caller's RNG stream is untouched.
+    (It drew from the global RNG before: two runs of the pipeline synthesized different
+    audio from identical checkpoints.)
     """
     T = log_mel.shape[0]
     mel = torch.exp(log_mel.float()).T  # (n_mels, T), magnitude (power 1)
@@ -51,4 +56,7 @@ def griffin_lim(
         power=1.0,
         length=max(T - 1, 0) * mel_cfg.hop_length,
     ).to(mel.device)
-    return gl(spec)
+    cuda = [mel.device.index or 0] if mel.is_cuda else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(PHASE_SEED)
+        return gl(spec)
