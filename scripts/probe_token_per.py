@@ -21,10 +21,9 @@ import time
 import pandas as pd
 import torch
 
-from e2etts.audio import load_wav, log_mel
 from e2etts.evaluate.curves import symbol_error_rate
 from e2etts.evaluate.items import make_test_items
-from e2etts.nn import ctc_greedy_decode, length_mask
+from e2etts.nn import ctc_greedy_decode
 from e2etts.synthesis import System, clean_text
 from e2etts.text import encode_text
 
@@ -32,10 +31,9 @@ from e2etts.text import encode_text
 @torch.no_grad()
 def read_tokens(tokenizer, indices: torch.Tensor) -> list[int]:
     """indices (T,) -> phone ids recognized by the tokenizer's CTC head."""
-    vectors = tokenizer.fsq.indices_to_vectors(indices)[None]
     lens = torch.tensor([indices.numel()])
-    h, _ = tokenizer.decoder(tokenizer.post_q(vectors), length_mask(lens, indices.numel()))
-    return ctc_greedy_decode(tokenizer.ctc_head(h), lens)[0]
+    logits = tokenizer.recognize(tokenizer.fsq.indices_to_vectors(indices)[None], lens)
+    return ctc_greedy_decode(logits, lens)[0]
 
 
 def main() -> None:
@@ -59,24 +57,16 @@ def main() -> None:
     items = make_test_items(dev, args.n_items, 0, set(train["speaker"]))
     refs, gt_hyps, llm_hyps, len_ratio = [], [], [], []
     start = time.perf_counter()
-    cfg = system.cfg
     for i, row in enumerate(items.itertuples()):
         refs.append(encode_text(row.target_text, frontend))
-        mel = log_mel(load_wav(row.target_wav))
-        T = max(4, (mel.shape[0] // 4) * 4)
-        _, gt_tokens, _ = system.tokenizer.encode(mel[None, :T], torch.tensor([T]))
-        gt_hyps.append(read_tokens(system.tokenizer, gt_tokens[0]))
+        gt_tokens = system.target_tokens(row.target_wav)
+        gt_hyps.append(read_tokens(system.tokenizer, gt_tokens))
         _, prompt_tokens = system.prompt_features(row.prompt_wav)
         text = clean_text(row.target_text, "text")
-        ids = torch.tensor(encode_text(clean_text(row.prompt_text, "prompt") + " " + text, frontend))
-        new = system.llm.generate(
-            ids, prompt_tokens, max_new_tokens=int(cfg.max_tokens_per_char * len(text)),
-            min_new_tokens=int(cfg.min_tokens_per_char * len(text)), temperature=cfg.temperature,
-            top_k=cfg.top_k, top_p=cfg.top_p, repetition_window=cfg.repetition_window,
-            repetition_threshold=cfg.repetition_threshold, generator=torch.Generator().manual_seed(i),
-        )
+        ids = system.text_ids(clean_text(row.prompt_text, "prompt"), text)
+        new = system.speech_tokens(ids, prompt_tokens, len(text), torch.Generator().manual_seed(i))
         llm_hyps.append(read_tokens(system.tokenizer, new) if new.numel() else [])
-        len_ratio.append(new.numel() / gt_tokens.shape[1])
+        len_ratio.append(new.numel() / gt_tokens.numel())
     print(json.dumps({
         "system": args.system, "n_items": len(refs), "overrides": overrides,
         "per_gt_tokens": round(symbol_error_rate(refs, gt_hyps), 4),

@@ -158,15 +158,44 @@ class System:
             generator=generator, noise_scale=self.cfg.noise_scale, start_t=self.cfg.start_t,
         )[0]
 
+    def text_ids(self, prompt_text: str, text: str) -> torch.Tensor:
+        """Cleaned prompt text and text to speak -> the LLM's input ids (L,)."""
+        return torch.tensor(encode_text(prompt_text + " " + text, self.llm.cfg.text_frontend))
+
+    @torch.no_grad()
+    def speech_tokens(
+        self, text_ids: torch.Tensor, prompt_tokens: torch.Tensor, n_chars: int,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        """LLM sampling with this system's decoding settings; the length guards scale with
+        the n_chars characters to speak -> new speech tokens (N,)."""
+        return self.llm.generate(
+            text_ids,
+            prompt_tokens,
+            max_new_tokens=max(8, int(self.cfg.max_tokens_per_char * n_chars)),
+            min_new_tokens=int(self.cfg.min_tokens_per_char * n_chars),
+            temperature=self.cfg.temperature,
+            top_k=self.cfg.top_k,
+            top_p=self.cfg.top_p,
+            repetition_window=self.cfg.repetition_window,
+            repetition_threshold=self.cfg.repetition_threshold,
+            generator=generator,
+        )
+
+    @torch.no_grad()
+    def target_tokens(self, wav_path: str | Path) -> torch.Tensor:
+        """Speech tokens (T',) of a whole utterance, whole 4-frame blocks only."""
+        mel = log_mel(load_wav(wav_path))
+        usable = max(SUBSAMPLE, (mel.shape[0] // SUBSAMPLE) * SUBSAMPLE)
+        _, tokens, _ = self.tokenizer.encode(mel[None, :usable], torch.tensor([usable]))
+        return tokens[0]
+
     @torch.no_grad()
     def resynthesize(self, prompt_wav: str | Path, target_wav: str | Path, seed: int = 0) -> torch.Tensor:
         """Ground-truth tokens of the target (this system's tokenizer) -> flow, with the
         prompt as voice -> wav (samples,): the ceiling for a perfect LLM."""
         prompt_mel, prompt_tokens = self.prompt_features(prompt_wav)
-        target_mel = log_mel(load_wav(target_wav))
-        usable = max(SUBSAMPLE, (target_mel.shape[0] // SUBSAMPLE) * SUBSAMPLE)
-        _, target_tokens, _ = self.tokenizer.encode(target_mel[None, :usable], torch.tensor([usable]))
-        tokens = torch.cat([prompt_tokens, target_tokens[0]])
+        tokens = torch.cat([prompt_tokens, self.target_tokens(target_wav)])
         mel = self.decode(prompt_mel, tokens, torch.Generator().manual_seed(seed))
         return self.vocoder(mel)
 
@@ -187,20 +216,9 @@ class System:
         pieces, n_tokens, llm_s, flow_s, voc_s = [], 0, 0.0, 0.0, 0.0
         chunks = split_sentences(text)
         for chunk in chunks:
-            ids = torch.tensor(encode_text(prompt_text + " " + chunk, self.llm.cfg.text_frontend))
+            ids = self.text_ids(prompt_text, chunk)
             t = time.perf_counter()
-            new = self.llm.generate(
-                ids,
-                prompt_tokens,
-                max_new_tokens=max(8, int(self.cfg.max_tokens_per_char * len(chunk))),
-                min_new_tokens=int(self.cfg.min_tokens_per_char * len(chunk)),
-                temperature=self.cfg.temperature,
-                top_k=self.cfg.top_k,
-                top_p=self.cfg.top_p,
-                repetition_window=self.cfg.repetition_window,
-                repetition_threshold=self.cfg.repetition_threshold,
-                generator=generator,
-            )
+            new = self.speech_tokens(ids, prompt_tokens, len(chunk), generator)
             llm_s += time.perf_counter() - t
             n_tokens += len(new)
             t = time.perf_counter()

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..audio import load_wav
+from ..audio import load_wav, log_mel
 from ..errors import UserError
 from ..text import encode_text
 from ..tokenizer.model import SUBSAMPLE
@@ -121,8 +121,6 @@ class HeldOutProbe:
 @torch.no_grad()
 def read_phones(tokenizer, wav: torch.Tensor) -> list[int]:
     """wav (samples,) at 16 kHz -> text ids the tokenizer's CTC head recognizes."""
-    from ..audio import log_mel
-
     mel = log_mel(wav)
     if mel.shape[0] < SUBSAMPLE:
         return []

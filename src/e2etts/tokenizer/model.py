@@ -93,14 +93,18 @@ class SpeechTokenizer(nn.Module):
         """-> dict(vectors (B, T', d_fsq), indices (B, T'), token_lens (B,),
         ctc_logits (B, T', text_vocab_size))."""
         vectors, indices, token_lens = self.encode(mel, mel_lens)
-        tvalid = length_mask(token_lens, vectors.shape[1])
-        h, _ = self.decoder(self.post_q(vectors), tvalid)
         return {
             "vectors": vectors,
             "indices": indices,
             "token_lens": token_lens,
-            "ctc_logits": self.ctc_head(h),
+            "ctc_logits": self.recognize(vectors, token_lens),
         }
+
+    def recognize(self, vectors: torch.Tensor, token_lens: torch.Tensor) -> torch.Tensor:
+        """Code vectors (B, T', d_fsq) -> CTC logits (B, T', text_vocab_size): the
+        recognition head alone, so tokens from elsewhere (an LLM) can be read too."""
+        h, _ = self.decoder(self.post_q(vectors), length_mask(token_lens, vectors.shape[1]))
+        return self.ctc_head(h)
 
     def ctc_loss(
         self, out: dict[str, torch.Tensor], text_ids: torch.Tensor, text_lens: torch.Tensor
