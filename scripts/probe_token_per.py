@@ -24,7 +24,7 @@ import torch
 from e2etts.evaluate.curves import symbol_error_rate
 from e2etts.evaluate.items import make_test_items
 from e2etts.nn import ctc_greedy_decode
-from e2etts.synthesis import System, clean_text
+from e2etts.synthesis import SynthesisConfig, System, clean_text
 from e2etts.text import encode_text
 
 
@@ -46,7 +46,16 @@ def main() -> None:
     p.add_argument("--manifests", default="data/manifests")
     args = p.parse_args()
     torch.set_num_threads(1)
-    overrides = {k: float(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    overrides = {}
+    for kv in args.set:
+        key, _, value = kv.partition("=")
+        if key not in SynthesisConfig.__dataclass_fields__:
+            p.error(f"--set {kv}: unknown synthesis setting {key!r}")
+        try:
+            number = float(value)
+        except ValueError:
+            p.error(f"--set {kv}: expected KEY=NUMBER")
+        overrides[key] = type(getattr(SynthesisConfig(), key))(number)  # top_k stays an int
     if args.greedy:
         overrides["temperature"] = 0.0
     system = System(args.system, overrides)

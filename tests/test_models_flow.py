@@ -64,8 +64,9 @@ def test_forward_deterministic():
     assert torch.equal(vals[0], vals[1])
 
 
-def test_overfit_tiny_batch():
-    model = _tiny()
+@pytest.mark.parametrize("conv", [{}, {"frame_encoder_layers": 2, "speaker_cond": True}])
+def test_overfit_tiny_batch(conv):
+    model = _tiny(**conv)
     batch = _batch()
     model.set_normalization(torch.full((16,), -4.0), torch.ones(16))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)

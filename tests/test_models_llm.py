@@ -184,12 +184,15 @@ def _penalty_after_training(weight: float, steps: int = 60) -> tuple[float, floa
             return float(model.guided_attention_penalty(tl, sl, text.shape[1]))
 
     start = penalty()
+    first_ce = None
     for _ in range(steps):
         loss, log = wrapper(batch)
+        first_ce = log["ce"] if first_ce is None else first_ce
         opt.zero_grad()
         loss.backward()
         opt.step()
     assert ("guided_attn" in log) == (weight > 0)
+    assert log["ce"] < 0.5 * first_ce, (first_ce, log["ce"])  # it still learns the tokens
     return start, penalty()
 
 
