@@ -81,3 +81,29 @@ def test_judge_errors_are_user_errors(tmp_path):
         WERJudge(model_dir=tmp_path)
     with pytest.raises(UserError, match="resemblyzer"):
         SIMJudge("wavlm-not-installed")
+
+
+def test_token_cap_bounds_a_transcript_but_not_real_speech(flite_wavs, wer_judge):
+    """The repetition-loop guard: the decoded length is capped by the clip's duration; at the
+    default 12 tokens/s real flite speech is untouched, a tiny cap cuts it to MIN_TOKEN_CAP."""
+    import copy
+
+    from e2etts.evaluate.asr import MIN_TOKEN_CAP, WERJudge
+
+    assert wer_judge.max_tokens_per_second is None and wer_judge.token_cap(16000) is None
+    default = copy.copy(wer_judge)
+    default.max_tokens_per_second = 12.0
+    assert default.token_cap(16000 * 3) == 36
+    assert default.token_cap(1600) == MIN_TOKEN_CAP  # 0.1 s: the floor
+    tight = copy.copy(wer_judge)
+    tight.max_tokens_per_second = 0.01
+    tokenizer = wer_judge.model.hf_tokenizer
+    for i in range(len(SENTENCES)):
+        free = wer_judge.transcribe(flite_wavs["rms", i])
+        assert default.transcribe(flite_wavs["rms", i]) == free
+        cut = tight.transcribe(flite_wavs["rms", i])
+        assert len(tokenizer.encode(" " + free).ids) > MIN_TOKEN_CAP  # the test means something
+        assert len(tokenizer.encode(" " + cut).ids) <= MIN_TOKEN_CAP + 1, (free, cut)
+        assert free.startswith(cut.rstrip(".").strip()[:5])
+    with pytest.raises(UserError, match="asr_max_tokens_per_second"):
+        WERJudge(max_tokens_per_second=0)

@@ -46,7 +46,7 @@ def test_gumbel_is_one_hot_forward_and_differentiable_backward():
     assert logits.grad is not None and logits.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("loss_name", ["fm", "ntp", "rm"])
+@pytest.mark.parametrize("loss_name", ["fm", "ntp", "rm", "tok_ctc"])
 def test_e1_each_loss_reaches_tokenizer_encoder(loss_name):
     tok, flow, llm, rm = _models()
     model = JointE1(tok, flow, llm, rm, JointE1Config())
@@ -54,6 +54,25 @@ def test_e1_each_loss_reaches_tokenizer_encoder(loss_name):
     parts[loss_name].backward()
     grads = [p.grad for n, p in tok.named_parameters() if n.startswith("encoder.") and p.grad is not None]
     assert grads and sum(float(g.abs().sum()) for g in grads) > 0, loss_name
+
+
+@pytest.mark.parametrize("weight", [0.0, 1.0])
+def test_e1_tokenizer_ctc_anchor_trains_the_tokenizer_head_only_when_weighted(weight):
+    """tokenizer_ctc_weight 0 is the paper's three losses: the tokenizer's CTC head gets no
+    gradient; with a weight it does, and the total grows by weight * tok_ctc."""
+    tok, flow, llm, rm = _models()
+    model = JointE1(tok, flow, llm, rm, JointE1Config(ntp_warmup_steps=1, tokenizer_ctc_weight=weight))
+    torch.manual_seed(0)
+    total, log = model(_batch())
+    total.backward()
+    head_grad = tok.ctc_head.weight.grad
+    assert log["tok_ctc"] > 0
+    if weight == 0:
+        assert head_grad is None or float(head_grad.abs().sum()) == 0
+        assert float(total.detach()) == pytest.approx(log["fm"] + 0.1 * log["ntp"] + log["rm"], rel=1e-5)
+    else:
+        assert float(head_grad.abs().sum()) > 0
+        assert float(total.detach()) == pytest.approx(log["fm"] + 0.1 * log["ntp"] + log["rm"] + log["tok_ctc"], rel=1e-5)
 
 
 def test_e1_loss_falls_on_a_tiny_batch():

@@ -293,6 +293,7 @@ def cmd_score(args) -> None:
         compute_type=ev.get("asr_compute_type", "int8"),
         beam_size=ev.get("asr_beam_size", 1),
         cpu_threads=args.threads,
+        max_tokens_per_second=ev.get("asr_max_tokens_per_second"),
     )
     sim_judge = SIMJudge(backend=ev.get("sim_backend", "resemblyzer"))
     # Transcripts are cached by (judge, wav content): re-scoring unchanged audio is free.

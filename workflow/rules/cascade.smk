@@ -1,7 +1,7 @@
 # Component rules shared by the cascade and the E2E stage-2 consolidation.
 # cascade: each component trained on its own (METHOD.md, "Cascaded baseline").
 # e2e_tok: tokenizer from joint E1 (frozen); LLM and flow continue from their E1 weights
-#          with the `stage2` schedule.
+#          with the `stage2_llm` / `stage2_flow` schedules.
 rule train_tokenizer:
     input:
         features=expand("data/features/{split}.pt", split=["train", "dev"]),
@@ -65,7 +65,7 @@ rule train_llm:
         tokens_dir=lambda wc, input: os.path.dirname(input.tokens[0]),
         out_dir=lambda wc, output: os.path.dirname(output.model),
         log_dir=train_log_dir,
-        init=lambda wc, input: f"--init {input.init} --train-section stage2" if input.init else "",
+        init=lambda wc, input: f"--init {input.init} --train-section stage2_llm" if input.init else "",
     threads: 1
     resources:
         nproc=1,
@@ -99,7 +99,7 @@ rule train_flow:
         tokens_dir=lambda wc, input: os.path.dirname(input.tokens[0]),
         out_dir=lambda wc, output: os.path.dirname(output.model),
         log_dir=train_log_dir,
-        init=lambda wc, input: f"--init {input.init} --train-section stage2" if input.init else "",
+        init=lambda wc, input: f"--init {input.init} --train-section stage2_flow" if input.init else "",
     threads: 1
     resources:
         nproc=1,

@@ -66,7 +66,7 @@ def curves_on(wc):
 
 def component_cfg(component):
     def inner(wc):
-        keys = ("seed", component, "stage2") if wc.system == "e2e_tok" else ("seed", component)
+        keys = ("seed", component, f"stage2_{component}") if wc.system == "e2e_tok" else ("seed", component)
         if curves_on(wc):  # the probe synthesizes and scores like the evaluation does
             keys += ("curves", "synthesis", "eval", "vocoder")
         return section_json(*keys)

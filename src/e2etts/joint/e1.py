@@ -1,11 +1,18 @@
 """E1 (paper stage 1): tokenizer, flow, LLM and reward model trained together.
 
 L1 = w_ntp * L_NTP(q | text) + w_fm * L_FM(mel | q) + w_rm * L_R(text, speaker | q)
+     + w_ctc * L_CTC(text | tokenizer's own recognition head on q)
 
 q are the tokenizer's FSQ vectors with straight-through gradients, so all three losses
 shape the token space: recognizability (RM), reconstructability (FM) and predictability
 (LLM, which reads q through its input MLP). The NTP weight ramps up over
 `ntp_warmup_steps`: early LLM gradients are noise that would pull codes together.
+
+The last term (``tokenizer_ctc_weight``, 0 = the paper's three losses) keeps the supervised
+tokenizer's own CTC objective. On CPU the reward model, flow and LLM start from scratch in a
+400-step E1 while the tokenizer starts from the cascade's: their early gradients are noise,
+and in session 3 the E1 tokens lost content (reward-model CER 0.41, E1 token resynthesis
+WER 143 % vs the cascade tokenizer's 57 %). The CTC head anchors the tokens to the text.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from ..data.features import FeatureSet
 from ..errors import UserError
 from ..flow.model import FlowMatchingConfig, FlowMatchingDecoder
 from ..llm.model import TextToTokenLM, TextToTokenLMConfig
+from ..nn import ctc_greedy_decode, ctc_loss
 from ..reward.model import RewardModel, RewardModelConfig
 from ..text import VOCAB_SIZE
 from ..tokenizer.model import SpeechTokenizer, SpeechTokenizerConfig
@@ -37,6 +45,7 @@ class JointE1Config:
     rm_text_weight: float = 1.0
     rm_speaker_weight: float = 0.1
     ntp_warmup_steps: int = 200
+    tokenizer_ctc_weight: float = 0.0
     min_code_usage: float = 0.05  # held-out code usage below this = collapse: stop
     init_tokenizer: bool = True  # start from the cascade tokenizer (saves CPU time)
 
@@ -65,12 +74,15 @@ class JointE1(nn.Module):
         vectors, indices, token_lens = self.tokenizer.encode(batch["mel"], batch["mel_lens"])
         fm = self.flow.loss(batch["mel"], batch["mel_lens"], vectors, token_lens, generator)
         ntp, acc = self.llm.loss(batch["text"], batch["text_lens"], vectors, token_lens, indices)
+        tok_logits = self.tokenizer.recognize(vectors, token_lens)
+        tok_ctc = ctc_loss(tok_logits, token_lens, batch["text"], batch["text_lens"])
         rm_out = self.reward(vectors, token_lens)
         rm, rm_parts = self.reward.loss(
             rm_out, token_lens, batch["text"], batch["text_lens"], batch["speaker"],
             self.cfg.rm_text_weight, self.cfg.rm_speaker_weight,
         )
-        return {"fm": fm, "ntp": ntp, "rm": rm, "acc": acc, "indices": indices,
+        return {"fm": fm, "ntp": ntp, "rm": rm, "tok_ctc": tok_ctc, "tok_logits": tok_logits,
+                "acc": acc, "indices": indices,
                 "token_lens": token_lens, "rm_out": rm_out, **rm_parts}
 
     def forward(self, batch: dict):
@@ -82,27 +94,32 @@ class JointE1(nn.Module):
             self.cfg.fm_weight * parts["fm"]
             + ramp * self.cfg.ntp_weight * parts["ntp"]
             + self.cfg.rm_weight * parts["rm"]
+            + self.cfg.tokenizer_ctc_weight * parts["tok_ctc"]
         )
-        log = {k: float(parts[k].detach()) for k in ("fm", "ntp", "rm", "acc", "ctc", "speaker_acc")}
+        log = {k: float(parts[k].detach()) for k in ("fm", "ntp", "rm", "tok_ctc", "acc", "ctc", "speaker_acc")}
         return total, {**log, "ntp_ramp": ramp}
 
 
 def evaluate_joint(model: JointE1, dev: FeatureSet, speakers: dict, batch_size: int = 16) -> dict:
     g = torch.Generator().manual_seed(0)
-    sums = {"fm": 0.0, "ntp": 0.0, "rm": 0.0}
-    n, refs, hyps, codes = 0, [], [], []
+    sums = {"fm": 0.0, "ntp": 0.0, "rm": 0.0, "tok_ctc": 0.0}
+    n, refs, hyps, tok_hyps, codes = 0, [], [], [], []
     for batch in iter_batches(dev, batch_size, lambda items: collate_joint(items, speakers)):
         parts = model.losses(batch, generator=g)
         for k in sums:
             sums[k] += float(parts[k]) * len(batch["mel"])
         n += len(batch["mel"])
         hyps += model.reward.greedy_ctc_decode(parts["rm_out"], parts["token_lens"])
+        tok_hyps += ctc_greedy_decode(parts["tok_logits"], parts["token_lens"])
         refs += [t[:m].tolist() for t, m in zip(batch["text"], batch["text_lens"], strict=True)]
         codes += [i[:m] for i, m in zip(parts["indices"], parts["token_lens"], strict=True)]
     c = model.cfg
     metrics = {f"dev_{k}": v / n for k, v in sums.items()}
-    metrics["dev_loss"] = c.fm_weight * metrics["dev_fm"] + c.ntp_weight * metrics["dev_ntp"] + c.rm_weight * metrics["dev_rm"]
+    metrics["dev_loss"] = (c.fm_weight * metrics["dev_fm"] + c.ntp_weight * metrics["dev_ntp"]
+                           + c.rm_weight * metrics["dev_rm"] + c.tokenizer_ctc_weight * metrics["dev_tok_ctc"])
     metrics["dev_rm_cer"] = char_error_rate(refs, hyps)
+    # The tokenizer's own read-back (the cascade tokenizer's dev PER is the reference point).
+    metrics["dev_tok_cer"] = char_error_rate(refs, tok_hyps)
     metrics.update(codebook_stats(torch.cat(codes), model.tokenizer.fsq.codebook_size))
     if metrics["code_usage"] < c.min_code_usage:
         raise UserError(
