@@ -46,14 +46,36 @@ def test_gumbel_is_one_hot_forward_and_differentiable_backward():
     assert logits.grad is not None and logits.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("loss_name", ["fm", "ntp", "rm", "tok_ctc"])
-def test_e1_each_loss_reaches_tokenizer_encoder(loss_name):
+@pytest.mark.parametrize("loss_name,crop", [("fm", 0), ("fm", 5), ("ntp", 0), ("rm", 0), ("tok_ctc", 0)])
+def test_e1_each_loss_reaches_tokenizer_encoder(loss_name, crop):
     tok, flow, llm, rm = _models()
-    model = JointE1(tok, flow, llm, rm, JointE1Config())
+    model = JointE1(tok, flow, llm, rm, JointE1Config(flow_crop_tokens=crop))
     parts = model.losses(_batch())
     parts[loss_name].backward()
     grads = [p.grad for n, p in tok.named_parameters() if n.startswith("encoder.") and p.grad is not None]
     assert grads and sum(float(g.abs().sum()) for g in grads) > 0, loss_name
+
+
+def test_e1_flow_windows_keep_tokens_and_frames_aligned():
+    """Token i of a window sits over mel frames 4i..4i+3 of the same utterance; lengths are
+    cut to the window; reference statistics come from the whole utterance."""
+    tok, flow, llm, rm = _models()
+    model = JointE1(tok, flow, llm, rm, JointE1Config(flow_crop_tokens=5))
+    B, T = 3, 48
+    mel_lens = torch.tensor([48, 40, 16])
+    token_lens = (mel_lens + 3) // 4
+    frame = torch.arange(T, dtype=torch.float32)
+    mel = (frame[None, :, None] + 100 * torch.arange(B)[:, None, None]).expand(B, T, 80).clone()
+    vectors = (4 * torch.arange(T // 4, dtype=torch.float32)[None, :, None]
+               + 100 * torch.arange(B)[:, None, None]).expand(B, T // 4, 3).clone()
+    mel_w, mel_w_lens, vec_w, tok_w_lens, ref = model._flow_windows(
+        mel, mel_lens, vectors, token_lens, torch.Generator().manual_seed(3))
+    assert mel_w.shape == (B, 20, 80) and vec_w.shape == (B, 5, 3)
+    assert tok_w_lens.tolist() == [5, 5, 4] and mel_w_lens.tolist() == [20, 20, 16]
+    for b in range(B):
+        for k in range(int(tok_w_lens[b])):
+            assert mel_w[b, 4 * k, 0] == vec_w[b, k, 0], (b, k)
+    assert torch.allclose(ref, flow.reference_stats(mel, mel_lens))
 
 
 @pytest.mark.parametrize("weight", [0.0, 1.0])
@@ -87,7 +109,7 @@ def test_e1_loss_falls_on_a_tiny_batch():
         opt.zero_grad()
         loss.backward()
         opt.step()
-        g_losses.append(float(loss))
+        g_losses.append(float(loss.detach()))
     assert g_losses[-1] < 0.7 * g_losses[0], g_losses[::10]
 
 
@@ -131,7 +153,7 @@ def test_e2_loss_falls_and_tau_anneals():
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         taus.append(parts["tau"])
     assert losses[-1] < 0.8 * losses[0], losses[::8]
     assert taus[-1] < taus[0]

@@ -46,6 +46,11 @@ class JointE1Config:
     rm_speaker_weight: float = 0.1
     ntp_warmup_steps: int = 200
     tokenizer_ctc_weight: float = 0.0
+    # The FM loss on random windows of this many tokens (0: whole utterances), as the cascade
+    # flow trains (flow.crop_tokens). Whole utterances made E1 the pipeline's peak memory
+    # (6.16 GB, session 3) and its slowest step; the windows still pass FM gradients into
+    # the tokenizer, through the vectors inside them.
+    flow_crop_tokens: int = 0
     min_code_usage: float = 0.05  # held-out code usage below this = collapse: stop
     init_tokenizer: bool = True  # start from the cascade tokenizer (saves CPU time)
 
@@ -70,9 +75,31 @@ class JointE1(nn.Module):
         self.cfg = cfg
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
 
+    def _flow_windows(self, mel, mel_lens, vectors, token_lens, generator) -> tuple:
+        """Random aligned windows of flow_crop_tokens tokens (token i <-> frames 4i..4i+3):
+        mel (B, T, n_mels), vectors (B, T', d) -> the same, cut to the window (differentiable
+        in vectors), with their lengths and the whole utterances' reference statistics."""
+        ref_stats = self.flow.reference_stats(mel, mel_lens)
+        crop, up = self.cfg.flow_crop_tokens, self.flow.cfg.upsample
+        if not crop or int(token_lens.max()) <= crop:
+            return mel, mel_lens, vectors, token_lens, ref_stats
+        room = (token_lens - crop).clamp(min=0)
+        starts = (torch.rand(len(room), generator=generator, device=room.device) * (room + 1)).long()
+        mel_w, vec_w = [], []
+        for b, s in enumerate(starts.tolist()):
+            vec_w.append(vectors[b, s : s + crop])
+            mel_w.append(mel[b, up * s : up * (s + crop)])
+        w_tok = torch.minimum(token_lens, torch.full_like(token_lens, crop))
+        w_mel = torch.minimum(mel_lens - up * starts, up * w_tok)
+        mel_w = torch.stack([nn.functional.pad(m, (0, 0, 0, up * crop - m.shape[0])) for m in mel_w])
+        vec_w = torch.stack([nn.functional.pad(v, (0, 0, 0, crop - v.shape[0])) for v in vec_w])
+        return mel_w, w_mel, vec_w, w_tok, ref_stats
+
     def losses(self, batch: dict, generator: torch.Generator | None = None) -> dict:
         vectors, indices, token_lens = self.tokenizer.encode(batch["mel"], batch["mel_lens"])
-        fm = self.flow.loss(batch["mel"], batch["mel_lens"], vectors, token_lens, generator)
+        mel_w, mel_w_lens, vec_w, tok_w_lens, ref_stats = self._flow_windows(
+            batch["mel"], batch["mel_lens"], vectors, token_lens, generator)
+        fm = self.flow.loss(mel_w, mel_w_lens, vec_w, tok_w_lens, generator, ref_stats=ref_stats)
         ntp, acc = self.llm.loss(batch["text"], batch["text_lens"], vectors, token_lens, indices)
         tok_logits = self.tokenizer.recognize(vectors, token_lens)
         tok_ctc = ctc_loss(tok_logits, token_lens, batch["text"], batch["text_lens"])
