@@ -207,3 +207,25 @@ def test_deterministic_switch_turns_on_deterministic_algorithms(tmp_path):
         assert torch.are_deterministic_algorithms_enabled()
     finally:
         torch.use_deterministic_algorithms(before)
+
+
+def test_checkpoint_of_other_input_files_is_not_resumed(tmp_path, capsys):
+    """Same settings, new inputs (e.g. E2 re-run on a retrained stage-2 LLM): the finished
+    old run must not be resumed; the same inputs again resume it."""
+    from e2etts.train import input_digest
+
+    init = tmp_path / "init.pt"
+    init.write_bytes(b"old weights")
+    old = input_digest([init])
+    fit(_toy_task(), _cfg(max_steps=20), tmp_path / "run", seed=0, inputs=old)
+    capsys.readouterr()
+    init.write_bytes(b"new weights")
+    new = input_digest([init])
+    assert new != old
+    fit(_toy_task(), _cfg(max_steps=20), tmp_path / "run", seed=0, inputs=new)
+    assert "starting toy afresh" in capsys.readouterr().out
+    fit(_toy_task(), _cfg(max_steps=20), tmp_path / "run", seed=0, inputs=new)
+    out = capsys.readouterr().out
+    assert "afresh" not in out and "resumed toy" in out
+    with pytest.raises(UserError, match="missing.pt"):
+        input_digest([tmp_path / "missing.pt"])

@@ -129,7 +129,7 @@ def _with_probe(args, params: dict, task, train_cfg):
 def cmd_train(args) -> None:
     from .config import build, load_params
     from .seed import seed_everything
-    from .train import TrainConfig, fit
+    from .train import TrainConfig, fit, input_digest
 
     params = load_params(args.params)
     section_name, make = _task_factory(args, params)
@@ -141,8 +141,21 @@ def cmd_train(args) -> None:
     task = make()
     if args.curve_items:
         task, train_cfg = _with_probe(args, params, task, train_cfg)
-    result = fit(task, train_cfg, Path(args.out_dir), seed=params["seed"], log_dir=args.log_dir)
+    result = fit(task, train_cfg, Path(args.out_dir), seed=params["seed"], log_dir=args.log_dir,
+                 inputs=input_digest(_training_inputs(args)))
     print(json.dumps(result))
+
+
+def _training_inputs(args) -> list[Path]:
+    """The files a training run reads: its data split files and the weights it starts
+    from or keeps frozen (these decide whether a checkpoint in --out-dir may be resumed)."""
+    if args.component == "vocoder":
+        data = [Path(args.manifest_dir) / f"{s}.tsv" for s in ("train", "dev")]
+    else:
+        root = Path(args.tokens_dir or args.features_dir)
+        data = [root / f"{s}.pt" for s in ("train", "dev")]
+    weights = [Path(p) for p in (args.init, args.flow, args.reward) if p]
+    return data + weights
 
 
 def cmd_export_components(args) -> None:

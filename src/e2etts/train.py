@@ -253,11 +253,30 @@ def _held_out(measure: Callable[[nn.Module], dict[str, float]], model: nn.Module
 _NOT_IN_SIGNATURE = ("progress", "device", "compile", "probe_every", "log_every")
 
 
-def run_signature(task: TrainTask, model: nn.Module, cfg: TrainConfig, seed: int) -> str:
+def input_digest(paths: list[str | Path]) -> str:
+    """Content hash of a run's input files (training data, initial and frozen weights)."""
+    h = hashlib.sha256()
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"{path}: training input not found")
+        h.update(path.name.encode() + b"\0")
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def run_signature(task: TrainTask, model: nn.Module, cfg: TrainConfig, seed: int,
+                  inputs: str | None = None) -> str:
     """Fingerprint of what a run trains: component kind, model config and parameter
-    shapes, training settings, seed. A checkpoint resumes only a run with the same one."""
+    shapes, training settings, seed, and the digest of its input files. A checkpoint
+    resumes only a run with the same one. (Session 4: without the inputs, an E2 rule
+    re-run on a new stage-2 LLM resumed the old run's finished last.pt and silently
+    reported stale weights.)"""
     exported = task.export(model)
     signature = {
+        "inputs": inputs,
         "kind": task.kind,
         "seed": seed,
         "config": exported.get("config"),
@@ -269,8 +288,9 @@ def run_signature(task: TrainTask, model: nn.Module, cfg: TrainConfig, seed: int
 
 
 def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int,
-        log_dir: str | Path | None = None) -> dict:
-    """Train to cfg.max_steps (or early stop), resuming from out_dir/last.pt if present.
+        log_dir: str | Path | None = None, inputs: str | None = None) -> dict:
+    """Train to cfg.max_steps (or early stop), resuming from out_dir/last.pt if present
+    and saved by the same run (same settings, seed and ``inputs``, an ``input_digest``).
 
     Returns the final held-out metrics. Writes final.pt last, so its presence means done.
     """
@@ -308,14 +328,15 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int,
     # of the state so that resumable checkpoints of two runs are byte-identical; the
     # training clock continues from the train log instead.
     history = {"train_means": [], "dev_values": [], "loss_sum": 0.0, "loss_count": 0}
-    signature = run_signature(task, model, cfg, seed)
+    signature = run_signature(task, model, cfg, seed, inputs)
     state = ckpt_io.load_state(out_dir)
     if state is not None and state.get("signature") != signature:
         # A changed params section re-runs the rule: its old checkpoints belong to another
         # run, and resuming them would mix two configurations (or fail on shapes).
         if info.is_main:
             print(f"[train] {out_dir / ckpt_io.LAST} was saved by a run with other settings "
-                  f"(model, training section or seed changed); starting {task.kind} afresh")
+                  f"(model, training section, seed or input files changed); starting "
+                  f"{task.kind} afresh")
             ckpt_io.clear_states(out_dir)
         dist_util.barrier(info)
         state = None
