@@ -1,11 +1,13 @@
 """Atomic file outputs: write to a temporary sibling, then rename.
 
 An interrupted job therefore never leaves a file that looks complete at its final path.
+Also the content digest of a file (what cached or resumed work is keyed by).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -68,3 +70,9 @@ def torch_save(path: str | os.PathLike, obj: Any) -> None:
     torch.save(obj, buffer)
     with atomic_path(path) as tmp:
         tmp.write_bytes(buffer.getvalue())
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes, hex."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()

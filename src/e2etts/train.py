@@ -26,7 +26,7 @@ from torch import nn
 
 from . import checkpoint as ckpt_io
 from . import distributed as dist_util
-from .atomic import torch_save
+from .atomic import file_digest, torch_save
 from .errors import UserError
 from .seed import rng_state, seed_everything, set_rng_state
 
@@ -260,10 +260,7 @@ def input_digest(paths: list[str | Path]) -> str:
         path = Path(path)
         if not path.is_file():
             raise UserError(f"{path}: training input not found")
-        h.update(path.name.encode() + b"\0")
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 22), b""):
-                h.update(chunk)
+        h.update(f"{path.name}\0{file_digest(path)}\0".encode())
     return h.hexdigest()[:16]
 
 

@@ -8,7 +8,6 @@ in ``n_missing``. Scoring never stops on such an item.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..atomic import write_json
+from ..atomic import file_digest, write_json
 from ..audio import load_wav
 from ..errors import DataError
 from .asr import utterance_errors, utterance_hits
@@ -44,11 +43,6 @@ BOOTSTRAP_ROUNDS = 2000
 def is_topline(name: str) -> bool:
     """Ground truth, vocoded ground truth and token resynthesis bound the systems."""
     return name in TOPLINES or name.startswith("resynth_")
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 class TranscriptCache:

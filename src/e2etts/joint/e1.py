@@ -112,17 +112,22 @@ class JointE1(nn.Module):
                 "acc": acc, "indices": indices,
                 "token_lens": token_lens, "rm_out": rm_out, **rm_parts}
 
+    def weighted(self, parts: dict, ntp_ramp: float = 1.0):
+        """L1 from its terms ("fm", "ntp", "rm", "tok_ctc": tensors or floats)."""
+        c = self.cfg
+        return (
+            c.fm_weight * parts["fm"]
+            + ntp_ramp * c.ntp_weight * parts["ntp"]
+            + c.rm_weight * parts["rm"]
+            + c.tokenizer_ctc_weight * parts["tok_ctc"]
+        )
+
     def forward(self, batch: dict):
         parts = self.losses(batch)
         ramp = min(1.0, float(self.step + 1) / max(1, self.cfg.ntp_warmup_steps))
         if self.training:
             self.step += 1
-        total = (
-            self.cfg.fm_weight * parts["fm"]
-            + ramp * self.cfg.ntp_weight * parts["ntp"]
-            + self.cfg.rm_weight * parts["rm"]
-            + self.cfg.tokenizer_ctc_weight * parts["tok_ctc"]
-        )
+        total = self.weighted(parts, ramp)
         log = {k: float(parts[k].detach()) for k in ("fm", "ntp", "rm", "tok_ctc", "acc", "ctc", "speaker_acc")}
         return total, {**log, "ntp_ramp": ramp}
 
@@ -142,8 +147,7 @@ def evaluate_joint(model: JointE1, dev: FeatureSet, speakers: dict, batch_size: 
         codes += [i[:m] for i, m in zip(parts["indices"], parts["token_lens"], strict=True)]
     c = model.cfg
     metrics = {f"dev_{k}": v / n for k, v in sums.items()}
-    metrics["dev_loss"] = (c.fm_weight * metrics["dev_fm"] + c.ntp_weight * metrics["dev_ntp"]
-                           + c.rm_weight * metrics["dev_rm"] + c.tokenizer_ctc_weight * metrics["dev_tok_ctc"])
+    metrics["dev_loss"] = model.weighted({k: metrics[f"dev_{k}"] for k in sums})
     metrics["dev_rm_cer"] = char_error_rate(refs, hyps)
     # The tokenizer's own read-back (the cascade tokenizer's dev PER is the reference point).
     metrics["dev_tok_cer"] = char_error_rate(refs, tok_hyps)
