@@ -97,9 +97,11 @@ def test_e1_tokenizer_ctc_anchor_trains_the_tokenizer_head_only_when_weighted(we
         assert float(total.detach()) == pytest.approx(log["fm"] + 0.1 * log["ntp"] + log["rm"] + log["tok_ctc"], rel=1e-5)
 
 
-def test_e1_loss_falls_on_a_tiny_batch():
+@pytest.mark.parametrize("anchor,crop", [(0.0, 0), (1.0, 5)])  # paper losses; the default's
+def test_e1_loss_falls_on_a_tiny_batch(anchor, crop):
     tok, flow, llm, rm = _models()
-    model = JointE1(tok, flow, llm, rm, JointE1Config(ntp_warmup_steps=1))
+    model = JointE1(tok, flow, llm, rm, JointE1Config(ntp_warmup_steps=1, tokenizer_ctc_weight=anchor,
+                                                      flow_crop_tokens=crop))
     batch = _batch()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     g_losses = []
