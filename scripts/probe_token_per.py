@@ -72,8 +72,8 @@ def main() -> None:
         gt_hyps.append(read_tokens(system.tokenizer, gt_tokens))
         _, prompt_tokens = system.prompt_features(row.prompt_wav)
         text = clean_text(row.target_text, "text")
-        ids = system.text_ids(clean_text(row.prompt_text, "prompt"), text)
-        new = system.speech_tokens(ids, prompt_tokens, len(text), torch.Generator().manual_seed(i))
+        ids, n_target = system.text_ids(clean_text(row.prompt_text, "prompt"), text)
+        new = system.speech_tokens(ids, prompt_tokens, len(text), torch.Generator().manual_seed(i), n_target)
         llm_hyps.append(read_tokens(system.tokenizer, new) if new.numel() else [])
         len_ratio.append(new.numel() / gt_tokens.numel())
     print(json.dumps({

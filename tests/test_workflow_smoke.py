@@ -98,3 +98,31 @@ def test_report_renders_in_headless_chromium(smoke_repo, tmp_path):
     subprocess.run(cmd, capture_output=True, timeout=120)
     # A blank 1200x1600 page compresses to a few kB; tables, charts and players do not.
     assert shot.exists() and shot.stat().st_size > 20_000
+
+
+def test_interleaved_cascade_llm_through_the_workflow(smoke_repo, tmp_path):
+    """llm.model.alignment: interleaved: the rule hands the LLM its tokenizer (CTC alignment),
+    the learning-curve probe and the synthesis CLI speak with it. Runs on a copy, last."""
+    import shutil
+
+    import torch
+    import yaml
+
+    repo = tmp_path / "repo"
+    shutil.copytree(smoke_repo, repo, symlinks=True)
+    cfg = yaml.safe_load((repo / "config/smoke.yaml").read_text())
+    cfg["llm"]["model"]["alignment"] = "interleaved"
+    (repo / "config/interleaved.yaml").write_text(yaml.safe_dump(cfg))
+    run(["snakemake", "--cores", "2", "--configfile", "config/interleaved.yaml",
+         "results/checkpoints/cascade/system.json"], repo)
+    llm = torch.load(repo / "results/checkpoints/cascade/llm/final.pt", weights_only=False)
+    assert llm["config"]["alignment"] == "interleaved"  # built only with --tokenizer given
+    curve = (repo / "results/train_logs/cascade/llm/curve_log.tsv").read_text().splitlines()
+    assert len(curve) >= 2
+    row = dict(zip(*[line.split("\t") for line in (repo / "results/eval/items.tsv").read_text().splitlines()[:2]],
+                   strict=True))
+    out = repo / "interleaved.wav"
+    proc = run(["e2etts", "synthesize", "--system", "results/checkpoints/cascade",
+                "--text", "a short unseen sentence.", "--prompt-wav", row["prompt_wav"],
+                "--prompt-text", row["prompt_text"], "--out", str(out)], repo)
+    assert "RTF" in proc.stdout and out.stat().st_size > 1000

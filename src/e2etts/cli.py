@@ -79,6 +79,9 @@ def _task_factory(args, params: dict):
     if component in ("llm", "flow"):
         module = __import__(f"e2etts.{component}.train", fromlist=["build_task"])
         need(tokens_dir, "--tokens-dir")
+        if component == "llm":
+            tokenizer = Path(args.tokenizer) if args.tokenizer else None
+            return section_name, lambda: module.build_task(params[component], features_dir, tokens_dir, init, tokenizer)
         return section_name, lambda: module.build_task(params[component], features_dir, tokens_dir, init)
     if component == "vocoder":
         from .vocoder.train import build_task
@@ -154,7 +157,7 @@ def _training_inputs(args) -> list[Path]:
     else:
         root = Path(args.tokens_dir or args.features_dir)
         data = [root / f"{s}.pt" for s in ("train", "dev")]
-    weights = [Path(p) for p in (args.init, args.flow, args.reward) if p]
+    weights = [Path(p) for p in (args.init, args.flow, args.reward, args.tokenizer) if p]
     return data + weights
 
 
@@ -396,6 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", default=None, help="checkpoint to start from (stage 2 / E2)")
     p.add_argument("--flow", default=None, help="frozen flow checkpoint (joint_e2)")
     p.add_argument("--reward", default=None, help="frozen reward checkpoint (joint_e2)")
+    p.add_argument("--tokenizer", default=None,
+                   help="the tokens' tokenizer, aligning text to tokens (llm, alignment: interleaved)")
     p.add_argument("--features-dir", default="data/features")
     p.add_argument("--tokens-dir", default=None, help="speech tokens (llm, flow)")
     p.add_argument("--manifest-dir", default="data/manifests", help="wav manifests (vocoder)")

@@ -158,14 +158,16 @@ class System:
             generator=generator, noise_scale=self.cfg.noise_scale, start_t=self.cfg.start_t,
         )[0]
 
-    def text_ids(self, prompt_text: str, text: str) -> torch.Tensor:
-        """Cleaned prompt text and text to speak -> the LLM's input ids (L,)."""
-        return torch.tensor(encode_text(prompt_text + " " + text, self.llm.cfg.text_frontend))
+    def text_ids(self, prompt_text: str, text: str) -> tuple[torch.Tensor, int]:
+        """Cleaned prompt text and text to speak -> (the LLM's input ids (L,), how many of
+        the last ids are the text to speak)."""
+        ids = encode_text(prompt_text + " " + text, self.llm.cfg.text_frontend)
+        return torch.tensor(ids), min(len(ids), len(encode_text(text, self.llm.cfg.text_frontend)))
 
     @torch.no_grad()
     def speech_tokens(
         self, text_ids: torch.Tensor, prompt_tokens: torch.Tensor, n_chars: int,
-        generator: torch.Generator | None,
+        generator: torch.Generator | None, n_target_text: int | None = None,
     ) -> torch.Tensor:
         """LLM sampling with this system's decoding settings; the length guards scale with
         the n_chars characters to speak -> new speech tokens (N,)."""
@@ -180,6 +182,7 @@ class System:
             repetition_window=self.cfg.repetition_window,
             repetition_threshold=self.cfg.repetition_threshold,
             generator=generator,
+            n_target_text=n_target_text,
         )
 
     @torch.no_grad()
@@ -216,9 +219,9 @@ class System:
         pieces, n_tokens, llm_s, flow_s, voc_s = [], 0, 0.0, 0.0, 0.0
         chunks = split_sentences(text)
         for chunk in chunks:
-            ids = self.text_ids(prompt_text, chunk)
+            ids, n_target = self.text_ids(prompt_text, chunk)
             t = time.perf_counter()
-            new = self.speech_tokens(ids, prompt_tokens, len(chunk), generator)
+            new = self.speech_tokens(ids, prompt_tokens, len(chunk), generator, n_target)
             llm_s += time.perf_counter() - t
             n_tokens += len(new)
             t = time.perf_counter()

@@ -54,6 +54,7 @@ rule train_llm:
         unpack(curve_inputs("llm")),
         tokens=expand("data/tokens/{{system}}/{split}.pt", split=["train", "dev"]),
         init=stage2_init("llm"),
+        align_tokenizer=align_tokenizer,
     output:
         model=f"{CKPT}/{{system}}/llm/final.pt",
     wildcard_constraints:
@@ -66,6 +67,7 @@ rule train_llm:
         out_dir=lambda wc, output: os.path.dirname(output.model),
         log_dir=train_log_dir,
         init=lambda wc, input: f"--init {input.init} --train-section stage2_llm" if input.init else "",
+        align=lambda wc, input: f"--tokenizer {input.align_tokenizer}" if input.align_tokenizer else "",
     threads: 1
     resources:
         nproc=1,
@@ -79,7 +81,7 @@ rule train_llm:
     benchmark:
         "benchmarks/{system}/train_llm.tsv"
     shell:
-        "{params.launch} train llm --params {params.cfg:q} --tokens-dir {params.tokens_dir} {params.init}"
+        "{params.launch} train llm --params {params.cfg:q} --tokens-dir {params.tokens_dir} {params.init} {params.align}"
         " {params.curves} --out-dir {params.out_dir} --log-dir {params.log_dir} --threads {threads} > {log} 2>&1"
 
 

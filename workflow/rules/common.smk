@@ -60,6 +60,14 @@ def stage2_init(component):
     return inner
 
 
+def align_tokenizer(wc):
+    """Input function: the tokens' tokenizer, whose CTC head aligns text symbols to tokens,
+    for an LLM in the interleaved format (llm.model.alignment)."""
+    if config["llm"]["model"].get("alignment", "prefix") != "interleaved":
+        return []
+    return [f"{CKPT}/{wc.system}/tokenizer/final.pt"]
+
+
 def curves_on(wc):
     return wc.system == "cascade" and config["curves"]["enabled"]
 

@@ -168,6 +168,12 @@ def build_models(params: dict, n_speakers: int, mel_stats, text_frontend: str = 
     flow_cfg = build(FlowMatchingConfig, {"fsq_dim": dim, **params["flow"]["model"]}, "flow.model")
     llm_cfg = build(TextToTokenLMConfig, {"text_vocab_size": VOCAB_SIZE, "fsq_levels": levels,
                                            "text_frontend": text_frontend, **params["llm"]["model"]}, "llm.model")
+    if llm_cfg.alignment != "prefix":
+        raise UserError(
+            f"llm.model.alignment: {llm_cfg.alignment} is implemented for the cascade LLM only; joint "
+            "training (E1, E2) uses the prefix format. Set llm.model.alignment: prefix, or run the "
+            "cascade targets alone (snakemake results/samples/cascade/synthesis.json)"
+        )
     rm_cfg = build(RewardModelConfig, {"fsq_dim": dim, "text_vocab_size": VOCAB_SIZE, "n_speakers": n_speakers, **params["reward"]["model"]}, "reward.model")
     tokenizer, flow = SpeechTokenizer(tok_cfg), FlowMatchingDecoder(flow_cfg)
     llm, reward = TextToTokenLM(llm_cfg), RewardModel(rm_cfg)

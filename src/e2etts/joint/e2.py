@@ -24,6 +24,7 @@ from ..batching import iter_batches, pad
 from ..checkpoint import load_model_file
 from ..config import build
 from ..flow.model import FlowMatchingDecoder
+from ..errors import UserError
 from ..llm.model import TextToTokenLM
 from ..reward.model import RewardModel
 from ..tokens import TokenizedSet
@@ -164,6 +165,8 @@ def build_task(params: dict, section_name: str, features_dir: Path, tokens_dir: 
     train = TokenizedSet(features_dir / "train.pt", tokens_dir / "train.pt")
     dev = TokenizedSet(features_dir / "dev.pt", tokens_dir / "dev.pt")
     llm = load_llm(llm_init).train()
+    if llm.cfg.alignment != "prefix":
+        raise UserError(f"{llm_init}: an LLM in the {llm.cfg.alignment} format; E2 trains the prefix format only")
     flow = load_flow(flow_path)
     reward, speakers = load_reward(reward_path)
     model = JointE2(llm, flow, reward, cfg)

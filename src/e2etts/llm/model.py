@@ -27,6 +27,9 @@ from torch import nn
 from ..nn import Transformer, length_mask
 from ..text import VOCAB_SIZE
 from ..tokenizer.fsq import FSQ
+from .interleave import SEP, SPEECH, SYMBOL, SYMBOL_CONTEXT, TEXT
+
+ALIGNMENTS = ("prefix", "interleaved")
 
 
 @dataclass
@@ -46,6 +49,11 @@ class TextToTokenLMConfig:
     guided_attention_weight: float = 0.0
     guided_attention_sigma: float = 0.2
     guided_attention_layer: int = 1
+    # prefix: [text] <sep> [speech]; interleaved: [text] <sep> [prompt speech] then each
+    # target symbol followed by its own speech tokens (ELLA-V-style; llm/interleave.py). The
+    # interleaved LLM cannot skip a word: it moves to the next symbol only by emitting <end>.
+    alignment: str = "prefix"
+    max_tokens_per_symbol: int = 25  # interleaved inference guard: 1 s on one symbol
 
 
 class TextToTokenLM(nn.Module):
@@ -63,6 +71,12 @@ class TextToTokenLM(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.transformer = Transformer(d, cfg.n_heads, cfg.n_layers, cfg.dropout, causal=True)
         self.head = nn.Linear(d, self.codebook_size + 1)
+        if cfg.alignment not in ALIGNMENTS:
+            raise ValueError(f"alignment {cfg.alignment!r} is not one of {', '.join(ALIGNMENTS)}")
+        if cfg.alignment == "interleaved":
+            # A symbol in the speech stream enters with its neighbours (SYMBOL_CONTEXT), so
+            # the next sounds are in view without a search through the text prefix.
+            self.symbol_in = nn.Linear(len(SYMBOL_CONTEXT) * d, d)
         if cfg.guided_attention_weight > 0:
             if not 0 <= cfg.guided_attention_layer < cfg.n_layers:
                 raise ValueError(
@@ -180,6 +194,41 @@ class TextToTokenLM(nn.Module):
         logits = self(text_ids, text_lens, speech_vectors, speech_lens)
         return self.ce_from_logits(logits, speech_indices, speech_lens)
 
+    # ---- interleaved format (llm/interleave.py) -----------------------------------------
+
+    def _embed_units(self, text_ids: torch.Tensor, kinds: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """text_ids (B, Lmax) right-padded with 0, kinds / values (B, N) -> x (B, N, d)."""
+        is_text, is_speech, is_symbol = kinds == TEXT, kinds == SPEECH, kinds == SYMBOL
+        x = self.text_emb(values * is_text) * is_text[..., None]
+        speech = self.speech_in(self.fsq.indices_to_vectors(values * is_speech))
+        x = x + speech * is_speech[..., None]
+        Lmax = text_ids.shape[1]
+        offsets = torch.tensor(SYMBOL_CONTEXT, device=kinds.device)
+        idx = (values * is_symbol)[..., None] + offsets  # (B, N, C)
+        inside = (idx >= 0) & (idx < Lmax)
+        rows = text_ids[:, None, :].expand(-1, kinds.shape[1], -1)
+        ids = torch.gather(rows, 2, idx.clamp(0, Lmax - 1)) * inside  # out of range -> <pad>
+        symbol = self.symbol_in(self.text_emb(ids).flatten(2))
+        x = x + symbol * is_symbol[..., None]
+        return x + self.sep.to(x.dtype) * (kinds == SEP)[..., None]
+
+    def forward_units(self, text_ids: torch.Tensor, kinds: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing on unit sequences (right-padded, kind 0 = padding) -> logits
+        (B, N, K+1); logits[:, i] predicts the unit after i (a speech token or <end>)."""
+        x = self._embed_units(text_ids, kinds, values)
+        h, _ = self.transformer(self.drop(x), kinds > 0, torch.arange(kinds.shape[1], device=x.device))
+        return self.head(h)
+
+    def loss_units(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross-entropy over every position with a target (collate_interleaved), accuracy."""
+        logits = self.forward_units(batch["text"], batch["kinds"], batch["values"])
+        tgt = batch["targets"]
+        ce = F.cross_entropy(logits.float().transpose(1, 2), tgt, ignore_index=-100)
+        with torch.no_grad():
+            keep = tgt != -100
+            acc = (logits.argmax(-1) == tgt)[keep].float().mean()
+        return ce, acc
+
     # ---- inference -------------------------------------------------------------------
 
     @staticmethod
@@ -202,6 +251,18 @@ class TextToTokenLM(nn.Module):
         probs = logits.float().softmax(-1)
         return int(torch.multinomial(probs, 1, generator=generator))
 
+    def _pick(self, logits, new, temperature, top_k, top_p, repetition_window, repetition_threshold,
+              generator) -> int:
+        """One sampling step over logits (K+1,) given the tokens generated so far."""
+        if temperature <= 0:
+            return int(logits.argmax())
+        logits = logits / temperature
+        tok = self._sample(self._filter(logits, top_k, top_p), generator)
+        window = new[-repetition_window:] if repetition_window > 0 else []
+        if window and window.count(tok) >= repetition_window * repetition_threshold:
+            tok = self._sample(logits, generator)
+        return tok
+
     @torch.no_grad()
     def generate(
         self,
@@ -217,6 +278,7 @@ class TextToTokenLM(nn.Module):
         min_new_tokens: int = 0,
         use_kv_cache: bool = True,
         generator: torch.Generator | None = None,
+        n_target_text: int | None = None,
     ) -> torch.Tensor:
         """Sample speech tokens for one item.
 
@@ -231,11 +293,24 @@ class TextToTokenLM(nn.Module):
         <eos> is suppressed for the first min_new_tokens steps. Generation stops at <eos>,
         after max_new_tokens, or when the sequence would exceed cfg.max_len.
 
+        Interleaved models (cfg.alignment) speak the last n_target_text symbols of text_ids
+        (default: all of them) one after another; <eos> is their <end>, so min_new_tokens is
+        not used (every symbol gets at least one token) and no symbol may hold more than
+        cfg.max_tokens_per_symbol tokens. They always use the KV cache.
+
         -> new token indices (N,) long, <eos> excluded. Runs in eval mode (no dropout).
         """
         was_training = self.training
         self.eval()
         try:
+            if self.cfg.alignment == "interleaved":
+                n = text_ids.numel() if n_target_text is None else n_target_text
+                if not 0 < n <= text_ids.numel():
+                    raise ValueError(f"n_target_text {n} outside 1..{text_ids.numel()}")
+                return self._generate_interleaved(
+                    text_ids, prompt_indices, n, fsq or self.fsq, max_new_tokens, temperature,
+                    top_k, top_p, repetition_window, repetition_threshold, generator,
+                )
             return self._generate(
                 text_ids,
                 prompt_indices,
@@ -294,18 +369,52 @@ class TextToTokenLM(nn.Module):
             logits = self.head(h[0, -1]).float()
             if step < min_new_tokens:
                 logits[self.eos_id] = float("-inf")
-            if temperature <= 0:
-                tok = int(logits.argmax())
-            else:
-                logits = logits / temperature
-                tok = self._sample(self._filter(logits, top_k, top_p), generator)
-                window = new[-repetition_window:] if repetition_window > 0 else []
-                if window and window.count(tok) >= repetition_window * repetition_threshold:
-                    tok = self._sample(logits, generator)
+            tok = self._pick(logits, new, temperature, top_k, top_p, repetition_window,
+                             repetition_threshold, generator)
             if tok == self.eos_id:
                 break
             new.append(tok)
             vec = fsq.indices_to_vectors(torch.tensor([[tok]], device=device))
             x = self.speech_in(vec.to(self.sep.dtype))  # (1, 1, d)
             seq = torch.cat([seq, x], dim=1)
+        return torch.tensor(new, dtype=torch.long, device=device)
+
+    def _generate_interleaved(
+        self, text_ids, prompt_indices, n_target_text, fsq, max_new_tokens, temperature, top_k,
+        top_p, repetition_window, repetition_threshold, generator,
+    ) -> torch.Tensor:
+        if tuple(fsq.levels) != tuple(self.fsq.levels):
+            raise ValueError(f"interleaved LLM: codebook {tuple(fsq.levels)} is not the model's")
+        device = self.head.weight.device
+        text = text_ids.to(device).view(1, -1)
+        prompt = prompt_indices.to(device).view(-1).tolist()
+        L = text.shape[1]
+        symbol = L - n_target_text
+        kinds = [TEXT] * L + [SEP] + [SPEECH] * len(prompt) + [SYMBOL]
+        values = text[0].tolist() + [0] + prompt + [symbol]
+        x = self._embed_units(text, torch.tensor([kinds], device=device), torch.tensor([values], device=device))
+        pos = x.shape[1]
+        h, cache = self.transformer(x, positions=torch.arange(pos, device=device), use_cache=True)
+        new: list[int] = []
+        in_symbol = 0
+        while len(new) < max_new_tokens and pos < self.cfg.max_len:
+            if in_symbol >= self.cfg.max_tokens_per_symbol:
+                tok = self.eos_id
+            else:
+                logits = self.head(h[0, -1]).float()
+                if in_symbol == 0:
+                    logits[self.eos_id] = float("-inf")
+                tok = self._pick(logits, new, temperature, top_k, top_p, repetition_window,
+                                 repetition_threshold, generator)
+            if tok == self.eos_id:
+                symbol += 1
+                if symbol >= L:
+                    break
+                unit, in_symbol = (SYMBOL, symbol), 0
+            else:
+                new.append(tok)
+                unit, in_symbol = (SPEECH, tok), in_symbol + 1
+            x = self._embed_units(text, torch.tensor([[unit[0]]], device=device), torch.tensor([[unit[1]]], device=device))
+            h, cache = self.transformer(x, positions=torch.tensor([pos], device=device), cache=cache, use_cache=True)
+            pos += 1
         return torch.tensor(new, dtype=torch.long, device=device)

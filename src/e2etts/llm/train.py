@@ -8,9 +8,11 @@ from torch import nn
 
 from ..batching import iter_batches, pad
 from ..config import build
+from ..errors import UserError
 from ..text import VOCAB_SIZE
 from ..tokens import TokenizedSet
 from ..train import TrainTask
+from .interleave import collate_interleaved
 from .model import TextToTokenLM, TextToTokenLMConfig
 
 
@@ -26,6 +28,9 @@ class LLMTraining(nn.Module):
         self.model = model
 
     def forward(self, batch: dict):
+        if "kinds" in batch:  # interleaved format
+            ce, acc = self.model.loss_units(batch)
+            return ce, {"ce": float(ce.detach()), "acc": float(acc)}
         ce, acc = self.model.loss(
             batch["text"], batch["text_lens"], None, batch["token_lens"], batch["tokens"]
         )
@@ -40,11 +45,43 @@ class LLMTraining(nn.Module):
         return ce + weight * penalty, log
 
 
-def evaluate_llm(model: TextToTokenLM, dev: TokenizedSet, batch_size: int = 16) -> dict:
+class AlignedSet:
+    """A TokenizedSet whose items also carry `starts` (L,): where each text symbol's speech
+    segment begins (llm/align.py), for the interleaved LLM."""
+
+    def __init__(self, base: TokenizedSet, starts: list):
+        self.base, self.starts = base, starts
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> dict:
+        return {**self.base[i], "starts": self.starts[i]}
+
+
+def align_set(data: TokenizedSet, tokenizer) -> AlignedSet:
+    from .align import align_tokens
+
+    items = [data[i] for i in range(len(data))]
+    starts, n_fallback = align_tokens(tokenizer, [it["tokens"] for it in items], [it["text_ids"] for it in items])
+    if n_fallback:
+        print(f"[llm] {n_fallback} of {len(items)} items had no CTC path; their symbols got equal shares")
+    return AlignedSet(data, starts)
+
+
+def evaluate_llm(model: TextToTokenLM, dev, batch_size: int = 16) -> dict:
+    """Held-out cross-entropy and accuracy per predicted unit (dev: TokenizedSet, or
+    AlignedSet for the interleaved format, split at fixed word starts)."""
     total_ce, total_acc, n = 0.0, 0.0, 0
-    for batch in iter_batches(dev, batch_size, collate_text_tokens):
-        ce, acc = model.loss(batch["text"], batch["text_lens"], None, batch["token_lens"], batch["tokens"])
-        weight = int(batch["token_lens"].sum())
+    interleaved = model.cfg.alignment == "interleaved"
+    collate = (lambda items: collate_interleaved(items, model.eos_id, held_out=True)) if interleaved else collate_text_tokens
+    for batch in iter_batches(dev, batch_size, collate):
+        if interleaved:
+            ce, acc = model.loss_units(batch)
+            weight = int((batch["targets"] != -100).sum())
+        else:
+            ce, acc = model.loss(batch["text"], batch["text_lens"], None, batch["token_lens"], batch["tokens"])
+            weight = int(batch["token_lens"].sum())
         total_ce += float(ce) * weight
         total_acc += float(acc) * weight
         n += weight
@@ -52,9 +89,12 @@ def evaluate_llm(model: TextToTokenLM, dev: TokenizedSet, batch_size: int = 16) 
 
 
 def build_task(
-    section: dict, features_dir: Path, tokens_dir: Path, init: Path | None = None
+    section: dict, features_dir: Path, tokens_dir: Path, init: Path | None = None,
+    tokenizer: Path | None = None,
 ) -> TrainTask:
-    """init: a checkpoint to start from (stage-2 consolidation of E1 components)."""
+    """init: a checkpoint to start from (stage-2 consolidation of E1 components);
+    tokenizer: the tokenizer of the tokens, whose CTC head aligns text symbols to tokens
+    (needed by llm.model.alignment: interleaved)."""
     train = TokenizedSet(features_dir / "train.pt", tokens_dir / "train.pt", with_mel=False)
     dev = TokenizedSet(features_dir / "dev.pt", tokens_dir / "dev.pt", with_mel=False)
     cfg = build(
@@ -72,12 +112,25 @@ def build_task(
         model = TextToTokenLM(cfg)
         model.load_state_dict(ckpt["model"])
     lengths = [len(train[i]["text_ids"]) + n for i, n in enumerate(train.token_lengths())]
+    collate = collate_text_tokens
+    if cfg.alignment == "interleaved":
+        if tokenizer is None:
+            raise UserError("llm.model.alignment: interleaved needs the tokens' tokenizer (train llm --tokenizer)")
+        from ..tokenizer.train import load_tokenizer
+
+        aligner = load_tokenizer(tokenizer)
+        if tuple(aligner.cfg.fsq_levels) != tuple(train.fsq_levels):
+            raise UserError(f"{tokenizer}: codebook {aligner.cfg.fsq_levels} is not the tokens' {train.fsq_levels}")
+        train, dev = align_set(train, aligner), align_set(dev, aligner)
+        lengths = [2 * len(train[i]["text_ids"]) + n for i, n in enumerate(train.base.token_lengths())]
+        eos = model.eos_id
+        collate = lambda items: collate_interleaved(items, eos)  # noqa: E731 (global RNG: resumable)
     return TrainTask(
         kind="llm",
         model=LLMTraining(model),
         dataset=train,
         lengths=lengths,
-        collate=collate_text_tokens,
+        collate=collate,
         loss=lambda m, b: m(b),
         evaluate=lambda w: evaluate_llm(w.model, dev),
         export=lambda w: {"model": w.model.state_dict(), "config": cfg.__dict__},

@@ -1,0 +1,93 @@
+"""Which text symbol each speech token belongs to: CTC forced alignment with the tokenizer's
+own recognition head (the interleaved LLM format, `llm.model.alignment: interleaved`).
+
+The tokenizer was trained with CTC on the same phone sequences the LLM reads, so its head
+gives per-token log-probabilities over the text vocabulary; the Viterbi path through the
+CTC lattice of the item's own text assigns every token to one symbol. A symbol's segment
+runs from its first frame on the path to the frame before the next symbol's first frame;
+leading blanks join the first symbol, so segments tile the tokens exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..nn import length_mask
+
+_NEG = -1e30
+
+
+def ctc_viterbi_starts(log_probs: np.ndarray, labels: np.ndarray, blank: int = 0) -> np.ndarray | None:
+    """log_probs (T, V), labels (L,) -> the frame where each label's segment starts (L,),
+    starts[0] = 0 and strictly increasing; None when no CTC path exists (T too short)."""
+    T, L = log_probs.shape[0], len(labels)
+    if L == 0:
+        return np.zeros(0, dtype=np.int64)
+    S = 2 * L + 1
+    ext = np.full(S, blank, dtype=np.int64)
+    ext[1::2] = labels
+    # A skip from s-2 to s is allowed into a label that differs from the label two back.
+    can_skip = np.zeros(S, dtype=bool)
+    can_skip[3::2] = labels[1:] != labels[:-1]
+    emit = log_probs[:, ext]  # (T, S)
+    score = np.full(S, _NEG)
+    score[0], score[1] = emit[0, 0], emit[0, 1]
+    back = np.zeros((T, S), dtype=np.int8)  # 0 stay, 1 from s-1, 2 from s-2
+    for t in range(1, T):
+        stay = score
+        step = np.concatenate([[_NEG], score[:-1]])
+        skip = np.where(can_skip, np.concatenate([[_NEG, _NEG], score[:-2]]), _NEG)
+        cand = np.stack([stay, step, skip])
+        back[t] = cand.argmax(0)
+        score = cand.max(0) + emit[t]
+    end = S - 1 if score[S - 1] >= score[S - 2] else S - 2
+    if score[end] <= _NEG / 2:
+        return None
+    states = np.empty(T, dtype=np.int64)
+    s = end
+    for t in range(T - 1, -1, -1):
+        states[t] = s
+        s -= int(back[t, s])
+    starts = np.zeros(L, dtype=np.int64)
+    seen = np.zeros(L, dtype=bool)
+    for t, s in enumerate(states):
+        if s % 2 == 1 and not seen[s // 2]:
+            seen[s // 2], starts[s // 2] = True, t
+    starts[0] = 0  # leading blanks (silence) belong to the first symbol
+    return starts
+
+
+def uniform_starts(n_tokens: int, n_labels: int) -> np.ndarray:
+    """The fallback when CTC has no path: equal shares (zero-length segments if T < L)."""
+    return (np.arange(n_labels) * n_tokens) // max(n_labels, 1)
+
+
+@torch.no_grad()
+def align_tokens(
+    tokenizer, tokens: list[torch.Tensor], text_ids: list[torch.Tensor], batch_size: int = 64
+) -> tuple[list[torch.Tensor], int]:
+    """Per item, the token index where each text symbol's segment starts.
+
+    tokens: per item (T_i,) code indices of `tokenizer`; text_ids: per item (L_i,).
+    -> (starts: per item (L_i,) long, number of items that fell back to uniform_starts).
+    """
+    tokenizer.eval()
+    starts: list[torch.Tensor] = []
+    n_fallback = 0
+    for lo in range(0, len(tokens), batch_size):
+        chunk = tokens[lo : lo + batch_size]
+        lens = torch.tensor([len(t) for t in chunk])
+        padded = torch.zeros(len(chunk), int(lens.max()), dtype=torch.long)
+        for i, t in enumerate(chunk):
+            padded[i, : len(t)] = t
+        vectors = tokenizer.fsq.indices_to_vectors(padded) * length_mask(lens, padded.shape[1])[..., None]
+        log_probs = tokenizer.recognize(vectors, lens).float().log_softmax(-1).numpy()
+        for i, t in enumerate(chunk):
+            labels = text_ids[lo + i].numpy()
+            found = ctc_viterbi_starts(log_probs[i, : len(t)], labels)
+            if found is None:
+                n_fallback += 1
+                found = uniform_starts(len(t), len(labels))
+            starts.append(torch.from_numpy(found))
+    return starts, n_fallback
