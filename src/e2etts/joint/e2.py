@@ -23,8 +23,8 @@ from torch import nn
 from ..batching import iter_batches, pad
 from ..checkpoint import load_model_file
 from ..config import build
-from ..flow.model import FlowMatchingDecoder
 from ..errors import UserError
+from ..flow.model import FlowMatchingDecoder
 from ..llm.model import TextToTokenLM
 from ..reward.model import RewardModel
 from ..tokens import TokenizedSet
