@@ -6,6 +6,8 @@ import torch
 from e2etts.flow.model import FlowMatchingConfig, FlowMatchingDecoder
 from e2etts.joint.e1 import JointE1, JointE1Config
 from e2etts.joint.e2 import JointE2, JointE2Config, gumbel_straight_through
+from e2etts.llm.align import uniform_starts
+from e2etts.llm.interleave import interleave_padded
 from e2etts.llm.model import TextToTokenLM, TextToTokenLMConfig
 from e2etts.reward.model import RewardModel, RewardModelConfig
 from e2etts.tokenizer.model import SpeechTokenizer, SpeechTokenizerConfig
@@ -14,11 +16,11 @@ LEVELS = (5, 5, 4)
 TINY = dict(d_model=32, n_heads=2)
 
 
-def _models():
+def _models(alignment="prefix"):
     torch.manual_seed(0)
     tok = SpeechTokenizer(SpeechTokenizerConfig(encoder_layers=1, decoder_layers=1, fsq_levels=LEVELS, dropout=0.0, **TINY))
     flow = FlowMatchingDecoder(FlowMatchingConfig(fsq_dim=3, n_layers=1, token_encoder_layers=1, dropout=0.0, **TINY))
-    llm = TextToTokenLM(TextToTokenLMConfig(fsq_levels=LEVELS, n_layers=1, dropout=0.0, **TINY))
+    llm = TextToTokenLM(TextToTokenLMConfig(fsq_levels=LEVELS, n_layers=1, dropout=0.0, alignment=alignment, **TINY))
     rm = RewardModel(RewardModelConfig(fsq_dim=3, n_layers=1, n_speakers=2, dropout=0.0, **TINY))
     # The flow's output layer starts at zero (a stable ODE start), which also blocks every
     # gradient into its inputs; a trained flow has no such zero, so perturb it here.
@@ -35,7 +37,17 @@ def _batch(B=3, T=48):
     tokens = torch.randint(0, 100, (B, T // 4), generator=g)
     token_lens = (mel_lens + 3) // 4
     return {"mel": mel, "mel_lens": mel_lens, "text": text, "text_lens": text_lens,
-            "speaker": torch.tensor([0, 1, -1][:B]), "tokens": tokens, "token_lens": token_lens}
+            "speaker": torch.tensor([0, 1, -1][:B]), "tokens": tokens, "token_lens": token_lens,
+            "utt_ids": [f"u{b}" for b in range(B)]}
+
+
+def _with_units(batch, end_id):
+    """E2's batch for an interleaved LLM: symbols spread evenly over the tokens."""
+    starts = [torch.from_numpy(uniform_starts(int(t), int(n)))
+              for t, n in zip(batch["token_lens"], batch["text_lens"], strict=True)]
+    units = interleave_padded(batch["text"], batch["text_lens"], batch["tokens"], batch["token_lens"],
+                              starts, end_id, keys=batch["utt_ids"])
+    return {**batch, "units": units}
 
 
 def test_gumbel_is_one_hot_forward_and_differentiable_backward():
@@ -46,9 +58,11 @@ def test_gumbel_is_one_hot_forward_and_differentiable_backward():
     assert logits.grad is not None and logits.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("loss_name,crop", [("fm", 0), ("fm", 5), ("ntp", 0), ("rm", 0), ("tok_ctc", 0)])
-def test_e1_each_loss_reaches_tokenizer_encoder(loss_name, crop):
-    tok, flow, llm, rm = _models()
+@pytest.mark.parametrize("loss_name,crop,alignment", [
+    ("fm", 0, "prefix"), ("fm", 5, "prefix"), ("ntp", 0, "prefix"), ("ntp", 0, "interleaved"),
+    ("rm", 0, "prefix"), ("tok_ctc", 0, "prefix")])
+def test_e1_each_loss_reaches_tokenizer_encoder(loss_name, crop, alignment):
+    tok, flow, llm, rm = _models(alignment)
     model = JointE1(tok, flow, llm, rm, JointE1Config(flow_crop_tokens=crop))
     parts = model.losses(_batch())
     parts[loss_name].backward()
@@ -97,9 +111,10 @@ def test_e1_tokenizer_ctc_anchor_trains_the_tokenizer_head_only_when_weighted(we
         assert float(total.detach()) == pytest.approx(log["fm"] + 0.1 * log["ntp"] + log["rm"] + log["tok_ctc"], rel=1e-5)
 
 
-@pytest.mark.parametrize("anchor,crop", [(0.0, 0), (1.0, 5)])  # paper losses; the default's
-def test_e1_loss_falls_on_a_tiny_batch(anchor, crop):
-    tok, flow, llm, rm = _models()
+@pytest.mark.parametrize("anchor,crop,alignment", [(0.0, 0, "prefix"), (1.0, 5, "prefix"),
+                                                   (1.0, 5, "interleaved")])  # paper losses; the default's
+def test_e1_loss_falls_on_a_tiny_batch(anchor, crop, alignment):
+    tok, flow, llm, rm = _models(alignment)
     model = JointE1(tok, flow, llm, rm, JointE1Config(ntp_warmup_steps=1, tokenizer_ctc_weight=anchor,
                                                       flow_crop_tokens=crop))
     batch = _batch()
@@ -115,15 +130,21 @@ def test_e1_loss_falls_on_a_tiny_batch(anchor, crop):
     assert g_losses[-1] < 0.7 * g_losses[0], g_losses[::10]
 
 
-def _e2(fm_weight=1.0, rm_weight=1.0):
-    _, flow, llm, rm = _models()
+def _e2(fm_weight=1.0, rm_weight=1.0, alignment="prefix"):
+    _, flow, llm, rm = _models(alignment)
     return JointE2(llm, flow, rm, JointE2Config(fm_weight=fm_weight, rm_weight=rm_weight))
 
 
-def test_e2_fm_and_rm_gradients_reach_llm_and_frozen_weights_stay():
-    model = _e2()
-    frozen_before = {k: v.clone() for k, v in model.frozen.state_dict().items()}
+def _e2_batch(model):
     batch = _batch()
+    return _with_units(batch, model.llm.eos_id) if model.llm.cfg.alignment == "interleaved" else batch
+
+
+@pytest.mark.parametrize("alignment", ["prefix", "interleaved"])
+def test_e2_fm_and_rm_gradients_reach_llm_and_frozen_weights_stay(alignment):
+    model = _e2(alignment=alignment)
+    frozen_before = {k: v.clone() for k, v in model.frozen.state_dict().items()}
+    batch = _e2_batch(model)
     parts = model.losses(batch)
     for name in ("fm", "rm"):
         model.zero_grad()
@@ -144,9 +165,10 @@ def test_e2_fm_and_rm_gradients_reach_llm_and_frozen_weights_stay():
     assert not model.frozen.training  # frozen parts stay in eval mode (no dropout)
 
 
-def test_e2_loss_falls_and_tau_anneals():
-    model = _e2()
-    batch = _batch()
+@pytest.mark.parametrize("alignment", ["prefix", "interleaved"])
+def test_e2_loss_falls_and_tau_anneals(alignment):
+    model = _e2(alignment=alignment)
+    batch = _e2_batch(model)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     losses, taus = [], []
     for _ in range(40):

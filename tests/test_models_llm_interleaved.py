@@ -127,13 +127,27 @@ def test_unknown_alignment_is_refused():
         _tiny(alignment="diagonal")
 
 
-def test_joint_training_refuses_the_interleaved_format_by_name():
-    import yaml
+def test_token_logits_are_the_positions_that_predict_each_token():
+    items = _items()
+    batch = collate_interleaved(items, end_id=16, held_out=True)
+    pred = (batch["token_unit"] - 1).clamp_min(0)
+    for b, it in enumerate(items):
+        n = len(it["tokens"])
+        assert batch["targets"][b].gather(0, pred[b, :n]).tolist() == it["tokens"].tolist()
+        assert batch["values"][b].gather(0, batch["token_unit"][b, :n]).tolist() == it["tokens"].tolist()
+    model = _tiny().eval()
+    logits = model.forward_units(batch)
+    picked = model.token_logits(logits, batch)
+    assert picked.shape == (2, 10, model.codebook_size + 1)
+    assert torch.equal(picked[0, 3], logits[0, int(batch["token_unit"][0, 3]) - 1])
 
-    from e2etts.errors import UserError
-    from e2etts.joint.e1 import build_models
 
-    params = yaml.safe_load(open("params.yaml"))
-    params["llm"]["model"]["alignment"] = "interleaved"
-    with pytest.raises(UserError, match="llm.model.alignment: interleaved"):
-        build_models(params, 4, (torch.zeros(80), torch.ones(80)), "phones")
+def test_interleaved_kv_cache_matches_full_recompute():
+    model = _tiny().eval()
+    text, prompt = torch.tensor([3, 4, SPACE, 5, 6]), torch.tensor([1, 2, 3])
+    for seed in range(3):
+        a = model.generate(text, prompt, max_new_tokens=30, n_target_text=4, use_kv_cache=True,
+                           generator=torch.Generator().manual_seed(seed))
+        b = model.generate(text, prompt, max_new_tokens=30, n_target_text=4, use_kv_cache=False,
+                           generator=torch.Generator().manual_seed(seed))
+        assert a.tolist() == b.tolist() and len(a) >= 4

@@ -95,10 +95,23 @@ def run(params_path: str = "params.yaml", threads: int = 1, repeat: int = 3,
     codes = codes % tok.fsq.codebook_size
     vectors = tok.fsq.indices_to_vectors(codes)
     crop = params["flow"].get("crop_tokens", 0) or tokens
+    if llm.cfg.alignment == "interleaved":  # symbols spread evenly over the tokens
+        from .llm.align import uniform_starts
+        from .llm.interleave import interleave_padded
+
+        starts = [torch.from_numpy(uniform_starts(tokens, chars))] * B
+        units = interleave_padded(text, text_lens, codes, code_lens, starts, llm.eos_id,
+                                  keys=[str(b) for b in range(B)])
+
+        def llm_loss():
+            return llm.loss_units(units)[0]
+    else:
+        def llm_loss():
+            return llm.loss(text, text_lens, None, code_lens, codes)[0]
 
     stages = {
         "tokenizer": (tok, lambda: tok.ctc_loss(tok(mel, mel_lens), text, text_lens), B * frames, B * tokens),
-        "llm": (llm, lambda: llm.loss(text, text_lens, None, code_lens, codes)[0], B * frames, B * (tokens + chars)),
+        "llm": (llm, llm_loss, B * frames, B * (tokens + chars)),
         "flow": (flow, lambda: flow.loss(mel[:, : 4 * crop], torch.full((B,), 4 * crop, device=dev),
                                            vectors[:, :crop], torch.full((B,), crop, device=dev)), B * 4 * crop, B * 4 * crop),
     }
@@ -126,8 +139,14 @@ def run(params_path: str = "params.yaml", threads: int = 1, repeat: int = 3,
     flow.eval()
     with torch.no_grad():
         def gen(cache: bool):
-            return llm.generate(text1, prompt, max_new_tokens=n_new, min_new_tokens=n_new,
-                                use_kv_cache=cache, generator=torch.Generator().manual_seed(0))
+            # <eos> (the interleaved LLM's <end>) held off, so exactly n_new tokens come out.
+            eos_bias = float(llm.head.bias[llm.eos_id])
+            llm.head.bias[llm.eos_id] = -1e4
+            try:
+                return llm.generate(text1, prompt, max_new_tokens=n_new, min_new_tokens=n_new,
+                                    use_kv_cache=cache, generator=torch.Generator().manual_seed(0))
+            finally:
+                llm.head.bias[llm.eos_id] = eos_bias
 
         t_cache = _timed(lambda: gen(True), 1)
         t_nocache = _timed(lambda: gen(False), 1)

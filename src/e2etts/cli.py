@@ -103,6 +103,7 @@ def _task_factory(args, params: dict):
         return section_name, lambda: build_task(
             params, section_name, features_dir, tokens_dir, need(init, "--init (stage-2 LLM)"),
             Path(need(args.flow, "--flow")), Path(need(args.reward, "--reward")),
+            Path(args.tokenizer) if args.tokenizer else None,
         )
     raise UserError(f"unknown component {component}")
 
@@ -400,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flow", default=None, help="frozen flow checkpoint (joint_e2)")
     p.add_argument("--reward", default=None, help="frozen reward checkpoint (joint_e2)")
     p.add_argument("--tokenizer", default=None,
-                   help="the tokens' tokenizer, aligning text to tokens (llm, alignment: interleaved)")
+                   help="the tokens' tokenizer, aligning text to tokens (llm, joint_e2; alignment: interleaved)")
     p.add_argument("--features-dir", default="data/features")
     p.add_argument("--tokens-dir", default=None, help="speech tokens (llm, flow)")
     p.add_argument("--manifest-dir", default="data/manifests", help="wav manifests (vocoder)")

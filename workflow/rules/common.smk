@@ -62,10 +62,10 @@ def stage2_init(component):
 
 def align_tokenizer(wc):
     """Input function: the tokens' tokenizer, whose CTC head aligns text symbols to tokens,
-    for an LLM in the interleaved format (llm.model.alignment)."""
+    for an LLM in the interleaved format (llm.model.alignment); E2 uses e2e_tok's."""
     if config["llm"]["model"].get("alignment", "prefix") != "interleaved":
         return []
-    return [f"{CKPT}/{wc.system}/tokenizer/final.pt"]
+    return [f"{CKPT}/{getattr(wc, 'system', 'e2e_tok')}/tokenizer/final.pt"]
 
 
 def curves_on(wc):

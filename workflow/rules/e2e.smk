@@ -100,6 +100,7 @@ rule train_joint_e2:
         llm=f"{CKPT}/e2e_tok/llm/final.pt",
         flow=f"{CKPT}/e2e_tok/flow/final.pt",
         reward=f"{CKPT}/e2e_tok/reward/final.pt",
+        align_tokenizer=align_tokenizer,
     output:
         model=f"{CKPT}/e2e_{{variant}}/llm/final.pt",
     wildcard_constraints:
@@ -110,6 +111,7 @@ rule train_joint_e2:
         tokens_dir=lambda wc, input: os.path.dirname(input.tokens[0]),
         out_dir=lambda wc, output: os.path.dirname(output.model),
         log_dir=train_log_dir,
+        align=lambda wc, input: f"--tokenizer {input.align_tokenizer}" if input.align_tokenizer else "",
     threads: 1
     resources:
         nproc=1,
@@ -125,4 +127,4 @@ rule train_joint_e2:
     shell:
         "{params.launch} train joint_e2 --section joint_e2_{wildcards.variant} --params {params.cfg:q}"
         " --tokens-dir {params.tokens_dir} --init {input.llm} --flow {input.flow}"
-        " --reward {input.reward} --out-dir {params.out_dir} --log-dir {params.log_dir} --threads {threads} > {log} 2>&1"
+        " --reward {input.reward} {params.align} --out-dir {params.out_dir} --log-dir {params.log_dir} --threads {threads} > {log} 2>&1"

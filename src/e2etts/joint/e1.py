@@ -28,6 +28,8 @@ from ..config import build
 from ..data.features import FeatureSet
 from ..errors import UserError
 from ..flow.model import FlowMatchingConfig, FlowMatchingDecoder
+from ..llm.align import align_log_probs
+from ..llm.interleave import interleave_padded
 from ..llm.model import TextToTokenLM, TextToTokenLMConfig
 from ..nn import ctc_greedy_decode, ctc_loss
 from ..reward.model import RewardModel, RewardModelConfig
@@ -63,7 +65,8 @@ def collate_joint(items: list[dict], speakers: dict[str, int]) -> dict:
     mel, mel_lens = pad([it["mel"] for it in items])
     text, text_lens = pad([it["text_ids"] for it in items])
     spk = torch.tensor([speakers.get(it["speaker"], -1) for it in items])
-    return {"mel": mel, "mel_lens": mel_lens, "text": text, "text_lens": text_lens, "speaker": spk}
+    return {"mel": mel, "mel_lens": mel_lens, "text": text, "text_lens": text_lens, "speaker": spk,
+            "utt_ids": [it["utt_id"] for it in items]}
 
 
 class JointE1(nn.Module):
@@ -100,8 +103,16 @@ class JointE1(nn.Module):
         mel_w, mel_w_lens, vec_w, tok_w_lens, ref_stats = self._flow_windows(
             batch["mel"], batch["mel_lens"], vectors, token_lens, generator)
         fm = self.flow.loss(mel_w, mel_w_lens, vec_w, tok_w_lens, generator, ref_stats=ref_stats)
-        ntp, acc = self.llm.loss(batch["text"], batch["text_lens"], vectors, token_lens, indices)
         tok_logits = self.tokenizer.recognize(vectors, token_lens)
+        if self.llm.cfg.alignment == "interleaved":
+            # Symbols are placed by the tokenizer's own CTC head as it is now (no gradient
+            # through the alignment); held-out items split at fixed word starts.
+            starts, _ = align_log_probs(tok_logits.log_softmax(-1), token_lens, batch["text"], batch["text_lens"])
+            units = interleave_padded(batch["text"], batch["text_lens"], indices, token_lens, starts,
+                                      self.llm.eos_id, keys=None if self.training else batch["utt_ids"])
+            ntp, acc = self.llm.loss_units(units, speech_vectors=vectors)
+        else:
+            ntp, acc = self.llm.loss(batch["text"], batch["text_lens"], vectors, token_lens, indices)
         tok_ctc = ctc_loss(tok_logits, token_lens, batch["text"], batch["text_lens"])
         rm_out = self.reward(vectors, token_lens)
         rm, rm_parts = self.reward.loss(
@@ -168,12 +179,6 @@ def build_models(params: dict, n_speakers: int, mel_stats, text_frontend: str = 
     flow_cfg = build(FlowMatchingConfig, {"fsq_dim": dim, **params["flow"]["model"]}, "flow.model")
     llm_cfg = build(TextToTokenLMConfig, {"text_vocab_size": VOCAB_SIZE, "fsq_levels": levels,
                                            "text_frontend": text_frontend, **params["llm"]["model"]}, "llm.model")
-    if llm_cfg.alignment != "prefix":
-        raise UserError(
-            f"llm.model.alignment: {llm_cfg.alignment} is implemented for the cascade LLM only; joint "
-            "training (E1, E2) uses the prefix format. Set llm.model.alignment: prefix, or run the "
-            "cascade targets alone (snakemake results/samples/cascade/synthesis.json)"
-        )
     rm_cfg = build(RewardModelConfig, {"fsq_dim": dim, "text_vocab_size": VOCAB_SIZE, "n_speakers": n_speakers, **params["reward"]["model"]}, "reward.model")
     tokenizer, flow = SpeechTokenizer(tok_cfg), FlowMatchingDecoder(flow_cfg)
     llm, reward = TextToTokenLM(llm_cfg), RewardModel(rm_cfg)

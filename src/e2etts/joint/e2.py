@@ -24,6 +24,7 @@ from ..batching import iter_batches, pad
 from ..checkpoint import load_model_file
 from ..config import build
 from ..errors import UserError
+from ..llm.interleave import collate_interleaved
 from ..flow.model import FlowMatchingDecoder
 from ..llm.model import TextToTokenLM
 from ..reward.model import RewardModel
@@ -80,13 +81,17 @@ class _Frozen(nn.Module):
         return super().train(False)
 
 
-def collate_e2(items: list[dict], speakers: dict[str, int]) -> dict:
+def collate_e2(items: list[dict], speakers: dict[str, int], end_id: int | None = None,
+               held_out: bool = False) -> dict:
     mel, mel_lens = pad([it["mel"] for it in items])
     text, text_lens = pad([it["text_ids"] for it in items])
     tokens, token_lens = pad([it["tokens"] for it in items])
     spk = torch.tensor([speakers.get(it["speaker"], -1) for it in items])
-    return {"mel": mel, "mel_lens": mel_lens, "text": text, "text_lens": text_lens,
-            "tokens": tokens, "token_lens": token_lens, "speaker": spk}
+    batch = {"mel": mel, "mel_lens": mel_lens, "text": text, "text_lens": text_lens,
+             "tokens": tokens, "token_lens": token_lens, "speaker": spk}
+    if end_id is not None:  # interleaved LLM: items carry their symbol segments (AlignedSet)
+        batch["units"] = collate_interleaved(items, end_id, held_out=held_out)
+    return batch
 
 
 class JointE2(nn.Module):
@@ -105,8 +110,13 @@ class JointE2(nn.Module):
     def losses(self, batch: dict, generator: torch.Generator | None = None) -> dict:
         fsq = self.llm.fsq
         tokens, lens = batch["tokens"], batch["token_lens"]
-        logits = self.llm(batch["text"], batch["text_lens"], fsq.indices_to_vectors(tokens), lens)
-        ntp, acc = self.llm.ce_from_logits(logits, tokens, lens)
+        if "units" in batch:  # interleaved format: the logits that predicted each token
+            unit_logits = self.llm.forward_units(batch["units"])
+            ntp, acc = self.llm.ce_units(unit_logits, batch["units"])
+            logits = self.llm.token_logits(unit_logits, batch["units"])
+        else:
+            logits = self.llm(batch["text"], batch["text_lens"], fsq.indices_to_vectors(tokens), lens)
+            ntp, acc = self.llm.ce_from_logits(logits, tokens, lens)
         parts = {"ntp": ntp, "acc": acc}
         if self.cfg.fm_weight > 0 or self.cfg.rm_weight > 0:
             S = tokens.shape[1]
@@ -143,7 +153,8 @@ def evaluate_e2(model: JointE2, dev: TokenizedSet, speakers: dict, batch_size: i
     g = torch.Generator().manual_seed(0)
     sums: dict[str, float] = {}
     n = 0
-    for batch in iter_batches(dev, batch_size, lambda items: collate_e2(items, speakers)):
+    end_id = model.llm.eos_id if model.llm.cfg.alignment == "interleaved" else None
+    for batch in iter_batches(dev, batch_size, lambda items: collate_e2(items, speakers, end_id, held_out=True)):
         parts = model.losses(batch, generator=g)
         parts["total"] = model.total(parts)
         for k, v in parts.items():
@@ -156,7 +167,8 @@ def evaluate_e2(model: JointE2, dev: TokenizedSet, speakers: dict, batch_size: i
 
 
 def build_task(params: dict, section_name: str, features_dir: Path, tokens_dir: Path,
-               llm_init: Path, flow_path: Path, reward_path: Path) -> TrainTask:
+               llm_init: Path, flow_path: Path, reward_path: Path, tokenizer: Path | None = None) -> TrainTask:
+    """tokenizer: the tokens' tokenizer, aligning text to tokens for an interleaved LLM."""
     from ..flow.train import load_flow
     from ..llm.train import load_llm
     from ..reward.train import load_reward
@@ -165,8 +177,17 @@ def build_task(params: dict, section_name: str, features_dir: Path, tokens_dir: 
     train = TokenizedSet(features_dir / "train.pt", tokens_dir / "train.pt")
     dev = TokenizedSet(features_dir / "dev.pt", tokens_dir / "dev.pt")
     llm = load_llm(llm_init).train()
-    if llm.cfg.alignment != "prefix":
-        raise UserError(f"{llm_init}: an LLM in the {llm.cfg.alignment} format; E2 trains the prefix format only")
+    lengths = train.token_lengths()
+    end_id = None
+    if llm.cfg.alignment == "interleaved":
+        if tokenizer is None:
+            raise UserError(f"{llm_init}: an interleaved LLM; E2 needs the tokens' tokenizer (train joint_e2 --tokenizer)")
+        from ..llm.train import align_set
+        from ..tokenizer.train import load_tokenizer
+
+        aligner = load_tokenizer(tokenizer)
+        train, dev = align_set(train, aligner), align_set(dev, aligner)
+        end_id = llm.eos_id
     flow = load_flow(flow_path)
     reward, speakers = load_reward(reward_path)
     model = JointE2(llm, flow, reward, cfg)
@@ -175,8 +196,8 @@ def build_task(params: dict, section_name: str, features_dir: Path, tokens_dir: 
         kind="llm",
         model=model,
         dataset=train,
-        lengths=train.token_lengths(),
-        collate=lambda items: collate_e2(items, speakers),
+        lengths=lengths,
+        collate=lambda items: collate_e2(items, speakers, end_id),
         loss=lambda m, b: m(b),
         evaluate=lambda m: evaluate_e2(m, dev, speakers),
         export=lambda m: {"model": m.llm.state_dict(), "config": llm_cfg, "e2": asdict(cfg)},

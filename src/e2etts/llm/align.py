@@ -63,6 +63,23 @@ def uniform_starts(n_tokens: int, n_labels: int) -> np.ndarray:
     return (np.arange(n_labels) * n_tokens) // max(n_labels, 1)
 
 
+def align_log_probs(
+    log_probs: torch.Tensor, token_lens: torch.Tensor, text: torch.Tensor, text_lens: torch.Tensor
+) -> tuple[list[torch.Tensor], int]:
+    """CTC log-probabilities (B, T, V) of padded items, text (B, L) padded -> (per item the
+    token index where each symbol's segment starts (L_b,), number of uniform fallbacks)."""
+    lp = log_probs.detach().float().cpu().numpy()
+    starts, n_fallback = [], 0
+    for b in range(lp.shape[0]):
+        T, L = int(token_lens[b]), int(text_lens[b])
+        found = ctc_viterbi_starts(lp[b, :T], text[b, :L].cpu().numpy())
+        if found is None:
+            n_fallback += 1
+            found = uniform_starts(T, L)
+        starts.append(torch.from_numpy(found))
+    return starts, n_fallback
+
+
 @torch.no_grad()
 def align_tokens(
     tokenizer, tokens: list[torch.Tensor], text_ids: list[torch.Tensor], batch_size: int = 64
@@ -72,22 +89,17 @@ def align_tokens(
     tokens: per item (T_i,) code indices of `tokenizer`; text_ids: per item (L_i,).
     -> (starts: per item (L_i,) long, number of items that fell back to uniform_starts).
     """
+    from ..batching import pad
+
     tokenizer.eval()
     starts: list[torch.Tensor] = []
     n_fallback = 0
     for lo in range(0, len(tokens), batch_size):
-        chunk = tokens[lo : lo + batch_size]
-        lens = torch.tensor([len(t) for t in chunk])
-        padded = torch.zeros(len(chunk), int(lens.max()), dtype=torch.long)
-        for i, t in enumerate(chunk):
-            padded[i, : len(t)] = t
+        padded, lens = pad(tokens[lo : lo + batch_size])
+        text, text_lens = pad(text_ids[lo : lo + batch_size])
         vectors = tokenizer.fsq.indices_to_vectors(padded) * length_mask(lens, padded.shape[1])[..., None]
-        log_probs = tokenizer.recognize(vectors, lens).float().log_softmax(-1).numpy()
-        for i, t in enumerate(chunk):
-            labels = text_ids[lo + i].numpy()
-            found = ctc_viterbi_starts(log_probs[i, : len(t)], labels)
-            if found is None:
-                n_fallback += 1
-                found = uniform_starts(len(t), len(labels))
-            starts.append(torch.from_numpy(found))
+        log_probs = tokenizer.recognize(vectors, lens).float().log_softmax(-1)
+        found, n = align_log_probs(log_probs, lens, text, text_lens)
+        starts += found
+        n_fallback += n
     return starts, n_fallback

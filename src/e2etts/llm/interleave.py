@@ -87,6 +87,21 @@ def collate_interleaved(items: list[dict], end_id: int, generator: torch.Generat
     values, _ = pad([r[1] for r in rows], 0)
     targets, _ = pad([r[2] for r in rows], IGNORE)
     text, text_lens = pad([it["text_ids"] for it in items])
+    # Speech units appear in token order, so the t-th SPEECH unit holds token t.
+    is_speech = kinds == SPEECH
+    token_index = (is_speech.cumsum(1) - 1).clamp_min(0) * is_speech
+    token_unit, _ = pad([torch.nonzero(r[0] == SPEECH).view(-1) for r in rows], 0)
     return {"kinds": kinds, "values": values, "targets": targets, "lens": lens,
-            "text": text, "text_lens": text_lens,
-            "n_speech": torch.tensor([len(it["tokens"]) for it in items])}
+            "text": text, "text_lens": text_lens, "token_index": token_index,
+            "token_unit": token_unit}
+
+
+def interleave_padded(text: torch.Tensor, text_lens: torch.Tensor, tokens: torch.Tensor,
+                      token_lens: torch.Tensor, starts: list[torch.Tensor], end_id: int,
+                      keys: list[str] | None = None, generator: torch.Generator | None = None) -> dict:
+    """collate_interleaved over padded batch tensors (text (B, L), tokens (B, T)); keys:
+    utterance ids for fixed held-out split points, None for random ones."""
+    items = [{"utt_id": keys[b] if keys else "", "text_ids": text[b, : int(text_lens[b])],
+              "tokens": tokens[b, : int(token_lens[b])], "starts": starts[b]} for b in range(len(text))]
+    units = collate_interleaved(items, end_id, generator, held_out=keys is not None)
+    return {k: v.to(text.device) for k, v in units.items()}

@@ -196,11 +196,23 @@ class TextToTokenLM(nn.Module):
 
     # ---- interleaved format (llm/interleave.py) -----------------------------------------
 
-    def _embed_units(self, text_ids: torch.Tensor, kinds: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        """text_ids (B, Lmax) right-padded with 0, kinds / values (B, N) -> x (B, N, d)."""
+    def _embed_units(
+        self, text_ids: torch.Tensor, kinds: torch.Tensor, values: torch.Tensor,
+        speech_vectors: torch.Tensor | None = None, token_index: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """text_ids (B, Lmax) right-padded with 0, kinds / values (B, N) -> x (B, N, d).
+
+        speech_vectors (B, T, d_fsq) with token_index (B, N) (which token each SPEECH unit
+        holds): differentiable speech inputs (straight-through or soft) instead of the hard
+        vectors of the code indices in values."""
         is_text, is_speech, is_symbol = kinds == TEXT, kinds == SPEECH, kinds == SYMBOL
         x = self.text_emb(values * is_text) * is_text[..., None]
-        speech = self.speech_in(self.fsq.indices_to_vectors(values * is_speech))
+        if speech_vectors is None:
+            vectors = self.fsq.indices_to_vectors(values * is_speech)
+        else:
+            index = token_index[..., None].expand(-1, -1, speech_vectors.shape[-1])
+            vectors = torch.gather(speech_vectors, 1, index)
+        speech = self.speech_in(vectors.to(x.dtype))
         x = x + speech * is_speech[..., None]
         Lmax = text_ids.shape[1]
         offsets = torch.tensor(SYMBOL_CONTEXT, device=kinds.device)
@@ -212,22 +224,34 @@ class TextToTokenLM(nn.Module):
         x = x + symbol * is_symbol[..., None]
         return x + self.sep.to(x.dtype) * (kinds == SEP)[..., None]
 
-    def forward_units(self, text_ids: torch.Tensor, kinds: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        """Teacher forcing on unit sequences (right-padded, kind 0 = padding) -> logits
-        (B, N, K+1); logits[:, i] predicts the unit after i (a speech token or <end>)."""
-        x = self._embed_units(text_ids, kinds, values)
+    def forward_units(self, batch: dict, speech_vectors: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher forcing on a unit batch (collate_interleaved: right-padded, kind 0 =
+        padding) -> logits (B, N, K+1); logits[:, i] predicts the unit after i (a speech
+        token or <end>). speech_vectors (B, T, d_fsq): see _embed_units."""
+        kinds = batch["kinds"]
+        x = self._embed_units(batch["text"], kinds, batch["values"], speech_vectors, batch["token_index"])
         h, _ = self.transformer(self.drop(x), kinds > 0, torch.arange(kinds.shape[1], device=x.device))
         return self.head(h)
 
-    def loss_units(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cross-entropy over every position with a target (collate_interleaved), accuracy."""
-        logits = self.forward_units(batch["text"], batch["kinds"], batch["values"])
+    @staticmethod
+    def token_logits(logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        """Unit logits (B, N, K+1) -> the logits that predict each speech token (B, T, K+1),
+        in token order (a token is predicted by the unit just before it)."""
+        index = (batch["token_unit"] - 1).clamp_min(0)[..., None].expand(-1, -1, logits.shape[-1])
+        return torch.gather(logits, 1, index)
+
+    def ce_units(self, logits: torch.Tensor, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross-entropy over every position with a target, and accuracy (no grad)."""
         tgt = batch["targets"]
         ce = F.cross_entropy(logits.float().transpose(1, 2), tgt, ignore_index=-100)
         with torch.no_grad():
             keep = tgt != -100
             acc = (logits.argmax(-1) == tgt)[keep].float().mean()
         return ce, acc
+
+    def loss_units(self, batch: dict, speech_vectors: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Next-unit loss of the interleaved format -> (cross-entropy, accuracy)."""
+        return self.ce_units(self.forward_units(batch, speech_vectors), batch)
 
     # ---- inference -------------------------------------------------------------------
 
@@ -296,7 +320,7 @@ class TextToTokenLM(nn.Module):
         Interleaved models (cfg.alignment) speak the last n_target_text symbols of text_ids
         (default: all of them) one after another; <eos> is their <end>, so min_new_tokens is
         not used (every symbol gets at least one token) and no symbol may hold more than
-        cfg.max_tokens_per_symbol tokens. They always use the KV cache.
+        cfg.max_tokens_per_symbol tokens.
 
         -> new token indices (N,) long, <eos> excluded. Runs in eval mode (no dropout).
         """
@@ -309,7 +333,7 @@ class TextToTokenLM(nn.Module):
                     raise ValueError(f"n_target_text {n} outside 1..{text_ids.numel()}")
                 return self._generate_interleaved(
                     text_ids, prompt_indices, n, fsq or self.fsq, max_new_tokens, temperature,
-                    top_k, top_p, repetition_window, repetition_threshold, generator,
+                    top_k, top_p, repetition_window, repetition_threshold, generator, use_kv_cache,
                 )
             return self._generate(
                 text_ids,
@@ -381,7 +405,7 @@ class TextToTokenLM(nn.Module):
 
     def _generate_interleaved(
         self, text_ids, prompt_indices, n_target_text, fsq, max_new_tokens, temperature, top_k,
-        top_p, repetition_window, repetition_threshold, generator,
+        top_p, repetition_window, repetition_threshold, generator, use_kv_cache=True,
     ) -> torch.Tensor:
         if tuple(fsq.levels) != tuple(self.fsq.levels):
             raise ValueError(f"interleaved LLM: codebook {tuple(fsq.levels)} is not the model's")
@@ -414,7 +438,13 @@ class TextToTokenLM(nn.Module):
             else:
                 new.append(tok)
                 unit, in_symbol = (SPEECH, tok), in_symbol + 1
-            x = self._embed_units(text, torch.tensor([[unit[0]]], device=device), torch.tensor([[unit[1]]], device=device))
-            h, cache = self.transformer(x, positions=torch.tensor([pos], device=device), cache=cache, use_cache=True)
+            kinds.append(unit[0])
+            values.append(unit[1])
+            if use_kv_cache:
+                x = self._embed_units(text, torch.tensor([[unit[0]]], device=device), torch.tensor([[unit[1]]], device=device))
+                h, cache = self.transformer(x, positions=torch.tensor([pos], device=device), cache=cache, use_cache=True)
+            else:  # the whole sequence again (the reference the cache must match)
+                x = self._embed_units(text, torch.tensor([kinds], device=device), torch.tensor([values], device=device))
+                h, _ = self.transformer(x)
             pos += 1
         return torch.tensor(new, dtype=torch.long, device=device)
