@@ -24,8 +24,8 @@ from ..batching import iter_batches, pad
 from ..checkpoint import load_model_file
 from ..config import build
 from ..errors import UserError
-from ..llm.interleave import collate_interleaved
 from ..flow.model import FlowMatchingDecoder
+from ..llm.interleave import collate_interleaved
 from ..llm.model import TextToTokenLM
 from ..reward.model import RewardModel
 from ..tokens import TokenizedSet
