@@ -1,5 +1,9 @@
 """Text-to-speech-token language model: a decoder-only transformer (pre-norm, RoPE).
 
+Two sequence formats (cfg.alignment). The default, `interleaved`, re-enters each text
+symbol in the speech stream before its own tokens (llm/interleave.py: forward_units,
+loss_units, and generation that walks every symbol in order). The `prefix` format:
+
 Sequence per item:  [text ids (L)] <sep> [speech tokens (S)]  -> predicts speech 0..S-1, <eos>.
     position of <sep>      predicts speech token 0
     position of speech j   predicts speech token j+1 (the last one predicts <eos>)
@@ -52,7 +56,7 @@ class TextToTokenLMConfig:
     # prefix: [text] <sep> [speech]; interleaved: [text] <sep> [prompt speech] then each
     # target symbol followed by its own speech tokens (ELLA-V-style; llm/interleave.py). The
     # interleaved LLM cannot skip a word: it moves to the next symbol only by emitting <end>.
-    alignment: str = "prefix"
+    alignment: str = "prefix"  # the dataclass default keeps old checkpoints loading as they were
     max_tokens_per_symbol: int = 25  # interleaved inference guard: 1 s on one symbol
 
 
