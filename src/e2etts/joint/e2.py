@@ -183,10 +183,8 @@ def build_task(params: dict, section_name: str, features_dir: Path, tokens_dir: 
         if tokenizer is None:
             raise UserError(f"{llm_init}: an interleaved LLM; E2 needs the tokens' tokenizer (train joint_e2 --tokenizer)")
         from ..llm.train import align_set
-        from ..tokenizer.train import load_tokenizer
 
-        aligner = load_tokenizer(tokenizer)
-        train, dev = align_set(train, aligner), align_set(dev, aligner)
+        train, dev = align_set(train, tokenizer), align_set(dev, tokenizer)
         end_id = llm.eos_id
     flow = load_flow(flow_path)
     reward, speakers = load_reward(reward_path)

@@ -83,17 +83,16 @@ def collate_interleaved(items: list[dict], end_id: int, generator: torch.Generat
     for it in items:
         k = split_point(it["text_ids"], key=it["utt_id"] if held_out else None, generator=generator)
         rows.append(build_units(it["text_ids"], it["tokens"], it["starts"], k, end_id))
-    kinds, lens = pad([r[0] for r in rows], PAD_KIND)
+    kinds, _ = pad([r[0] for r in rows], PAD_KIND)
     values, _ = pad([r[1] for r in rows], 0)
     targets, _ = pad([r[2] for r in rows], IGNORE)
-    text, text_lens = pad([it["text_ids"] for it in items])
+    text, _ = pad([it["text_ids"] for it in items])
     # Speech units appear in token order, so the t-th SPEECH unit holds token t.
     is_speech = kinds == SPEECH
     token_index = (is_speech.cumsum(1) - 1).clamp_min(0) * is_speech
     token_unit, _ = pad([torch.nonzero(r[0] == SPEECH).view(-1) for r in rows], 0)
-    return {"kinds": kinds, "values": values, "targets": targets, "lens": lens,
-            "text": text, "text_lens": text_lens, "token_index": token_index,
-            "token_unit": token_unit}
+    return {"kinds": kinds, "values": values, "targets": targets, "text": text,
+            "token_index": token_index, "token_unit": token_unit}
 
 
 def interleave_padded(text: torch.Tensor, text_lens: torch.Tensor, tokens: torch.Tensor,

@@ -174,7 +174,12 @@ class TextToTokenLM(nn.Module):
         self, logits: torch.Tensor, speech_indices: torch.Tensor, speech_lens: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean cross-entropy over valid speech positions + <eos>, and accuracy (no grad)."""
-        tgt = self.targets(speech_indices, speech_lens)
+        return self._ce_and_accuracy(logits, self.targets(speech_indices, speech_lens))
+
+    @staticmethod
+    def _ce_and_accuracy(logits: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """logits (B, N, C), targets (B, N) with -100 = no target -> (mean cross-entropy,
+        accuracy over the positions with a target, no grad)."""
         ce = F.cross_entropy(logits.float().transpose(1, 2), tgt, ignore_index=-100)
         with torch.no_grad():
             keep = tgt != -100
@@ -246,12 +251,7 @@ class TextToTokenLM(nn.Module):
 
     def ce_units(self, logits: torch.Tensor, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Cross-entropy over every position with a target, and accuracy (no grad)."""
-        tgt = batch["targets"]
-        ce = F.cross_entropy(logits.float().transpose(1, 2), tgt, ignore_index=-100)
-        with torch.no_grad():
-            keep = tgt != -100
-            acc = (logits.argmax(-1) == tgt)[keep].float().mean()
-        return ce, acc
+        return self._ce_and_accuracy(logits, batch["targets"])
 
     def loss_units(self, batch: dict, speech_vectors: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Next-unit loss of the interleaved format -> (cross-entropy, accuracy)."""

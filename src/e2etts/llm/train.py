@@ -59,9 +59,14 @@ class AlignedSet:
         return {**self.base[i], "starts": self.starts[i]}
 
 
-def align_set(data: TokenizedSet, tokenizer) -> AlignedSet:
+def align_set(data: TokenizedSet, tokenizer_path: Path) -> AlignedSet:
+    """data aligned by the CTC head of the tokenizer at tokenizer_path (the tokens' own)."""
+    from ..tokenizer.train import load_tokenizer
     from .align import align_tokens
 
+    tokenizer = load_tokenizer(tokenizer_path)
+    if tuple(tokenizer.cfg.fsq_levels) != tuple(data.fsq_levels):
+        raise UserError(f"{tokenizer_path}: codebook {tokenizer.cfg.fsq_levels} is not the tokens' {data.fsq_levels}")
     items = [data[i] for i in range(len(data))]
     starts, n_fallback = align_tokens(tokenizer, [it["tokens"] for it in items], [it["text_ids"] for it in items])
     if n_fallback:
@@ -116,13 +121,9 @@ def build_task(
     if cfg.alignment == "interleaved":
         if tokenizer is None:
             raise UserError("llm.model.alignment: interleaved needs the tokens' tokenizer (train llm --tokenizer)")
-        from ..tokenizer.train import load_tokenizer
-
-        aligner = load_tokenizer(tokenizer)
-        if tuple(aligner.cfg.fsq_levels) != tuple(train.fsq_levels):
-            raise UserError(f"{tokenizer}: codebook {aligner.cfg.fsq_levels} is not the tokens' {train.fsq_levels}")
-        train, dev = align_set(train, aligner), align_set(dev, aligner)
-        lengths = [2 * len(train[i]["text_ids"]) + n for i, n in enumerate(train.base.token_lengths())]
+        train, dev = align_set(train, tokenizer), align_set(dev, tokenizer)
+        # Each symbol also enters the speech stream once: one more unit per symbol.
+        lengths = [n + len(starts) for n, starts in zip(lengths, train.starts, strict=True)]
         eos = model.eos_id
         collate = lambda items: collate_interleaved(items, eos)  # noqa: E731 (global RNG: resumable)
     return TrainTask(
