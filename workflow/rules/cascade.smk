@@ -12,6 +12,7 @@ rule train_tokenizer:
         cfg=section_json("seed", "tokenizer"),
         out_dir=lambda wc, output: os.path.dirname(output.model),
         log_dir=train_log_dir,
+    priority: TRAIN_PRIORITY
     threads: 1
     resources:
         nproc=1,
@@ -68,6 +69,7 @@ rule train_llm:
         log_dir=train_log_dir,
         init=lambda wc, input: f"--init {input.init} --train-section stage2_llm" if input.init else "",
         align=lambda wc, input: f"--tokenizer {input.align_tokenizer}" if input.align_tokenizer else "",
+    priority: TRAIN_PRIORITY
     threads: 1
     resources:
         nproc=1,
@@ -102,6 +104,7 @@ rule train_flow:
         out_dir=lambda wc, output: os.path.dirname(output.model),
         log_dir=train_log_dir,
         init=lambda wc, input: f"--init {input.init} --train-section stage2_flow" if input.init else "",
+    priority: TRAIN_PRIORITY
     threads: 1
     resources:
         nproc=1,

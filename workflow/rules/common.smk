@@ -7,6 +7,12 @@ SYSTEMS = ["cascade", "e2e_tok", "e2e_fm", "e2e_full"]
 # Token resynthesis for each tokenizer (cascade CTC tokenizer; E1 joint tokenizer).
 TOPLINES = ["gt", "gt_vocoded", "resynth_cascade", "resynth_e2e_tok"]
 CONDA_ENV = "../envs/e2etts.yaml"
+# Training jobs are the long poles of the DAG: when a core frees up, start the next training
+# before the short synthesis/scoring jobs, which fill the gaps. In the session-6 run the
+# scheduler picked evaluation jobs first at 01:54 and E2 fm started 11 min late, leaving one
+# core idle for the last ~20 min (docs/benchmarks.md, "Session 6"). Scheduling only: no
+# job's inputs, commands or numbers change.
+TRAIN_PRIORITY = 10
 
 
 def section_json(*keys):

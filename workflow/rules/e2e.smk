@@ -18,6 +18,7 @@ rule train_joint_e1:
         out_dir=lambda wc, output: os.path.dirname(output.model),
         log_dir=train_log_dir,
         init=lambda wc, input: f"--init {input.init}" if input.init else "",
+    priority: TRAIN_PRIORITY
     threads: 1
     resources:
         nproc=1,
@@ -77,6 +78,7 @@ rule fit_reward:
         tokens_dir=lambda wc, input: os.path.dirname(input.tokens[0]),
         out_dir=lambda wc, output: os.path.dirname(output.model),
         log_dir=train_log_dir,
+    priority: TRAIN_PRIORITY
     threads: 1
     resources:
         nproc=1,
@@ -112,6 +114,7 @@ rule train_joint_e2:
         out_dir=lambda wc, output: os.path.dirname(output.model),
         log_dir=train_log_dir,
         align=lambda wc, input: f"--tokenizer {input.align_tokenizer}" if input.align_tokenizer else "",
+    priority: TRAIN_PRIORITY
     threads: 1
     resources:
         nproc=1,

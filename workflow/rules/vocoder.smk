@@ -13,6 +13,7 @@ rule train_vocoder:
         out_dir=lambda wc, output: os.path.dirname(output.model),
         log_dir=train_log_dir,
         manifest_dir=lambda wc, input: os.path.dirname(input.manifests[0]),
+    priority: TRAIN_PRIORITY
     threads: 1
     resources:
         nproc=1,
