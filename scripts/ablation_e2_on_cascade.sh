@@ -13,7 +13,8 @@
 #
 # Run on a finished default pipeline, from the repository root, with the .venv on PATH:
 #   bash scripts/ablation_e2_on_cascade.sh [OUT_DIR]      (default: results_ablation)
-# The two trainings run side by side, one thread each (about 20 min on 2 cores).
+# The two trainings run side by side, one thread each; the whole script took 31 min on the
+# 2-core development machine (session 6).
 set -euo pipefail
 OUT=${1:-results_ablation}
 CASCADE=results/checkpoints/cascade
@@ -37,6 +38,7 @@ with open(sys.argv[1], "w") as f:
     json.dump(p, f, indent=1)
 PY
 P="$OUT/params.json"
+SEED=$(python -c 'import json, sys; print(json.load(open(sys.argv[1]))["seed"])' "$P")
 
 ( e2etts train reward --params "$P" --tokens-dir data/tokens/cascade \
       --out-dir "$OUT/cascade_reward" --log-dir "$OUT/train_logs/reward" --threads 1 \
@@ -56,7 +58,7 @@ evaluate() {  # $1 = system name; the LLM is $OUT/$1/llm/final.pt, the rest the 
     e2etts assemble-system --params "$P" --name "$name" --tokenizer "$CASCADE/tokenizer/final.pt" \
         --llm "$OUT/$name/llm/final.pt" --flow "$CASCADE/flow/final.pt" --out "$OUT/$name/system.json"
     e2etts synthesize --system "$OUT/$name" --items "$ITEMS" --out-dir "$OUT/samples/$name" \
-        --seed "$(python -c 'import yaml; print(yaml.safe_load(open("params.yaml"))["seed"])')" --threads 1
+        --seed "$SEED" --threads 1
     e2etts score --params "$P" --items "$ITEMS" --wav-dir "$OUT/samples/$name" --system "$name" \
         --per-utt "$OUT/metrics/$name.tsv" --metrics "$OUT/metrics/$name.json" --threads 1
 }
