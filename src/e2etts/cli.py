@@ -305,13 +305,7 @@ def cmd_score(args) -> None:
     items = pd.read_csv(args.items, sep="\t", keep_default_na=False)
     wav_dir = Path(args.wav_dir)
     synth = json.loads((wav_dir / "synthesis.json").read_text())
-    wer_judge = WERJudge(
-        model_dir=ev.get("asr_model_dir"),
-        compute_type=ev.get("asr_compute_type", "int8"),
-        beam_size=ev.get("asr_beam_size", 1),
-        cpu_threads=args.threads,
-        max_tokens_per_second=ev.get("asr_max_tokens_per_second"),
-    )
+    wer_judge = WERJudge.from_params(ev, cpu_threads=args.threads)
     sim_judge = SIMJudge(backend=ev.get("sim_backend", "resemblyzer"))
     # Transcripts are cached by (judge, wav content): re-scoring unchanged audio is free.
     cache = Path(args.metrics).with_suffix(".transcripts.json")

@@ -78,12 +78,26 @@ def curves_on(wc):
     return wc.system == "cascade" and config["curves"]["enabled"]
 
 
+# The eval keys a learning-curve probe reads. The evaluation's own judge (eval.asr_model,
+# asr_model_dir, asr_batch_size), the test list and the report are not among them, so
+# changing those re-scores the systems without re-running (or re-resuming) training.
+CURVE_EVAL_KEYS = ("asr_compute_type", "asr_beam_size", "asr_max_tokens_per_second", "sim_backend")
+
+
+def curve_eval():
+    keys = CURVE_EVAL_KEYS
+    if config["curves"]["asr_model"] is None:  # the probe borrows the evaluation's judge
+        keys += ("asr_model", "asr_model_dir")
+    return {k: config["eval"][k] for k in keys}
+
+
 def component_cfg(component):
     def inner(wc):
         keys = ("seed", component, f"stage2_{component}") if wc.system == "e2e_tok" else ("seed", component)
+        cfg = {k: config[k] for k in keys}
         if curves_on(wc):  # the probe synthesizes and scores like the evaluation does
-            keys += ("curves", "synthesis", "eval", "vocoder")
-        return section_json(*keys)
+            cfg.update({k: config[k] for k in ("curves", "synthesis", "vocoder")}, eval=curve_eval())
+        return json.dumps(cfg, sort_keys=True)
 
     return inner
 

@@ -54,6 +54,7 @@ class HeldOutProbe:
         eval_section: dict,
         seed: int = 0,
         text_frontend: str = "phones",
+        asr_model: str | None = "tiny.en",
     ):
         from ..synthesis import SynthesisConfig, make_vocoder
         from ..tokenizer.train import load_tokenizer
@@ -76,12 +77,8 @@ class HeldOutProbe:
         self.cfg = SynthesisConfig.from_dict(synthesis)
         self.seed = seed
         self.text_frontend = text_frontend
-        self.wer_judge = WERJudge(
-            eval_section.get("asr_model_dir"),
-            compute_type=eval_section.get("asr_compute_type", "int8"),
-            beam_size=eval_section.get("asr_beam_size", 1),
-            max_tokens_per_second=eval_section.get("asr_max_tokens_per_second"),
-        )
+        # The probes' own (cheap) judge, curves.asr_model; None borrows the evaluation's.
+        self.wer_judge = WERJudge.from_params(eval_section, model=asr_model)
         self.sim_judge = SIMJudge(eval_section.get("sim_backend", "resemblyzer"))
         self._prompt_emb: dict[str, np.ndarray] = {}
 
@@ -161,5 +158,5 @@ def build_probe(mode: str, curves: dict, params: dict, tokenizer: str, flow: str
     return HeldOutProbe(
         mode, items.head(n), tokenizer, flow, vocoder_spec(params["vocoder"], None),
         params["synthesis"], params["eval"], seed=int(params.get("seed", 0)),
-        text_frontend=text_frontend,
+        text_frontend=text_frontend, asr_model=curves.get("asr_model", "tiny.en"),
     )

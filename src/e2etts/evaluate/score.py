@@ -20,7 +20,7 @@ from ..atomic import file_digest, write_json
 from ..audio import load_wav
 from ..errors import DataError
 from .asr import utterance_errors, utterance_hits
-from .normalize import normalize_for_wer
+from .normalize import NORMALIZER, normalize_for_wer
 from .stats import (
     bootstrap_ci_mean,
     bootstrap_ci_wer,
@@ -125,18 +125,24 @@ def score_system(
     asr_key = str(getattr(wer_judge, "cache_key", _judge_name(wer_judge, "asr")))
     cache = TranscriptCache(cache_path, asr_key)
     prompt_embeddings: dict[str, np.ndarray] = {}
+    outputs = [_read_output(wav_dir / f"{item.item_id}.wav") for item in items.itertuples(index=False)]
+    digests = [file_digest(wav_dir / f"{item.item_id}.wav") if wav is not None else None
+               for item, (wav, _) in zip(items.itertuples(index=False), outputs, strict=True)]
+    # Transcribe every uncached output in one call: the judge batches them (asr.WERJudge).
+    hypotheses = [cache.get(d) if d is not None else "" for d in digests]
+    todo = [i for i, h in enumerate(hypotheses) if h is None]
+    transcribe_batch = getattr(wer_judge, "transcribe_batch", None)
+    clips = [outputs[i][0] for i in todo]
+    texts = transcribe_batch(clips) if transcribe_batch else [wer_judge.transcribe(c) for c in clips]
+    for i, text in zip(todo, texts, strict=True):
+        hypotheses[i] = text
+        cache.put(digests[i], text)
     rows = []
-    for item in items.itertuples(index=False):
+    for item, (wav, status), hypothesis in zip(items.itertuples(index=False), outputs, hypotheses, strict=True):
         out_path = wav_dir / f"{item.item_id}.wav"
-        wav, status = _read_output(out_path)
-        hypothesis, sim, audio_s = "", 0.0, 0.0
+        sim, audio_s = 0.0, 0.0
         if wav is not None:
             audio_s = wav.size / SAMPLE_RATE
-            digest = file_digest(out_path)
-            hypothesis = cache.get(digest)
-            if hypothesis is None:
-                hypothesis = wer_judge.transcribe(wav)
-                cache.put(digest, hypothesis)
             prompt = str(item.prompt_wav)
             if prompt not in prompt_embeddings:  # prompts are inputs: a bad one is an error
                 prompt_embeddings[prompt] = sim_judge.embed(load_wav(prompt, SAMPLE_RATE).numpy())
@@ -167,6 +173,7 @@ def score_system(
         {
             "rtf": None if rtf is None else float(rtf),
             "asr_judge": _judge_name(wer_judge, "asr"),
+            "text_normalizer": NORMALIZER,
             "sim_judge": _judge_name(sim_judge, "sim"),
             "transcripts_cached": cache.hits,
         }

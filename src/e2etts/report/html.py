@@ -112,8 +112,11 @@ def judges_note(summary: dict) -> str:
     """One line naming the WER and SIM judges found in the summary."""
     asr = sorted({str(e["asr_judge"]) for e in summary.values() if e.get("asr_judge")})
     sim = sorted({str(e["sim_judge"]) for e in summary.values() if e.get("sim_judge")})
+    norm = sorted({str(e["text_normalizer"]) for e in summary.values() if e.get("text_normalizer")})
     return (
-        f"WER judge: {', '.join(asr) or 'Whisper (faster-whisper)'}; "
+        f"WER judge: {', '.join(asr) or 'Whisper (faster-whisper)'}"
+        + (f", text normalizer: {', '.join(norm)}" if norm else "")
+        + "; "
         f"SIM judge: {', '.join(sim) or 'resemblyzer'} (cosine of speaker embeddings, output vs prompt, 16 kHz)."
     )
 
