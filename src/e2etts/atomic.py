@@ -44,6 +44,29 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         raise
 
 
+def check_writable(path: str | os.PathLike, flag: str = "output") -> None:
+    """Raise UserError naming ``path`` unless a file can be written there: not an existing
+    directory, no file where a parent directory must be, and a directory that accepts a
+    new file (probed with a temporary file, so read-only mounts and permissions count for
+    root as well). Creates nothing that stays. Call it before long work."""
+    from .errors import UserError
+
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{flag} {path}: is a directory; give a file path")
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent  # the directories atomic_path would create
+    if not ancestor.is_dir():
+        raise UserError(f"{flag} {path}: {ancestor} is a file, not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".e2etts-write-check.", dir=ancestor)
+    except OSError as exc:
+        raise UserError(f"{flag} {path}: cannot write in {ancestor} ({exc.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
