@@ -212,3 +212,14 @@ def test_checks_are_params_with_schema_defaults_and_reach_system_json(project, t
                      "--out", "results/checkpoints/tiny2/system.json"])
     assert code == 0, capsys.readouterr().err
     assert System(root / "results/checkpoints/tiny2").cfg.max_prompt_seconds == 4.5
+
+
+@pytest.mark.parametrize("amplitude", [0.0, 1e-4])
+def test_silent_prompt_is_refused(tmp_path, amplitude):
+    """A silent prompt has no voice to clone; it gave rc 0 and full-length audio before."""
+    system = System(_system(tmp_path))
+    prompt = _wav(tmp_path / "quiet.wav", 3.0, amplitude=amplitude)
+    with pytest.raises(UserError, match=r"quiet\.wav: prompt is silent or nearly .*-60 dBFS"):
+        system.synthesize("hello there.", prompt, PROMPT_TEXT)
+    _, info = system.synthesize("hello there.", _wav(tmp_path / "ok.wav", 3.0, amplitude=0.01), PROMPT_TEXT)
+    assert info["audio_s"] > 0

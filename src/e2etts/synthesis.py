@@ -24,6 +24,9 @@ from .text import encode_text, normalize, out_of_vocab
 
 SUBSAMPLE = 4
 TOKENS_PER_SECOND = 25  # 16 kHz, 160-sample hop, SUBSAMPLE frames per token
+# -60 dBFS: far under any usable recording (corpus prompts peak at -5 to -2 dBFS), so only a
+# silent or near-silent file is refused.
+MIN_PROMPT_PEAK = 1e-3
 
 
 @dataclass
@@ -188,6 +191,14 @@ class System:
                 f"{prompt_wav}: prompt is {seconds:.1f} s, longer than the "
                 f"{self.cfg.max_prompt_seconds:g} s allowed (synthesis_checks.max_prompt_seconds); "
                 "cut a shorter prompt and give its own transcript"
+            )
+        peak = float(wav.abs().max())
+        if peak < MIN_PROMPT_PEAK:
+            # No voice to clone: the untrained-looking output used to come back as a success.
+            level = f"{20 * math.log10(peak):.0f} dBFS" if peak > 0 else "all zeros"
+            raise UserError(
+                f"{prompt_wav}: prompt is silent or nearly ({level} peak, under "
+                f"{20 * math.log10(MIN_PROMPT_PEAK):.0f} dBFS); give a recording of the voice"
             )
         mel = log_mel(wav)
         usable = (mel.shape[0] // SUBSAMPLE) * SUBSAMPLE
