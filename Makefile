@@ -23,5 +23,11 @@ lint: setup
 	ruff check src tests
 	snakemake --lint
 
+## The smoke configuration, in a throw-away copy of the checkout (SMOKE_DIR, default a new
+## temporary directory): run here, it would overwrite the committed results/metrics/*.json
+## with smoke figures (issue 21). The copy holds what a clone plus local edits holds.
 smoke: setup
-	snakemake --profile workflow/profiles/default --configfile config/smoke.yaml --cores $(CORES)
+	@dir="$${SMOKE_DIR:-$$(mktemp -d -t e2etts-smoke.XXXXXX)}"; \
+	git ls-files -co --exclude-standard -z | xargs -0 -I{} cp --parents {} "$$dir" || exit 1; \
+	echo "[smoke] running in $$dir (a copy: this checkout's results stay as committed)"; \
+	cd "$$dir" && snakemake --profile workflow/profiles/default --configfile config/smoke.yaml --cores $(CORES)

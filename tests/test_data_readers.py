@@ -118,3 +118,35 @@ def test_split_single_speaker_and_errors():
         )
     with pytest.raises(UserError, match="test_fraction"):
         split_real_corpus(lj, dev_fraction=0.1, test_fraction=1.5, n_unseen_speakers=0, seed=0)
+
+
+def test_ljspeech_malformed_line_skipped_and_counted_or_named(tmp_path):
+    """data.on_bad_row: skip drops a metadata line with the wrong column count and counts
+    it in the data report; error stops naming the file and line (issue 21: skip stopped
+    the run; failed before the fix)."""
+    from e2etts.data.prepare import prepare_corpus, validate_splits
+
+    root = tmp_path / "LJSpeech-1.1"
+    lines = []
+    words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima".split()
+    for i, word in enumerate(words):
+        _tone(root / "wavs" / f"LJ001-{i:04d}.wav")
+        lines.append(f"LJ001-{i:04d}|the word {word}|the word {word}")
+    lines.insert(3, "LJ001-0099 has no separators at all")
+    lines.insert(6, "LJ001-0098|a|pipe|inside")
+    (root / "metadata.csv").write_text("\n".join(lines) + "\n")
+    data = {"source": "ljspeech", "corpus_path": str(root), "sample_rate": 16000, "min_duration": 0.5,
+            "max_duration": 5.0, "on_bad_row": "skip",
+            "real": {"dev_fraction": 0.2, "test_fraction": 0.2, "n_unseen_speakers": 0}}
+    raw = tmp_path / "raw.tsv"
+    prepare_corpus(data, 0, raw, tmp_path / "unused", jobs=1)
+    report = validate_splits(data, raw, tmp_path / "manifests")
+    assert report["validation"]["rows_kept"] == len(words)
+    assert report["validation"]["dropped_by_reason"] == {"malformed_row": 2}
+    named = {d["wav"] for d in report["validation"]["dropped_examples"]}
+    assert named == {f"{root / 'metadata.csv'}:4", f"{root / 'metadata.csv'}:7"}
+    assert sum(len(pd.read_csv(tmp_path / "manifests" / f"{s}.tsv", sep="\t")) for s in ("train", "dev", "test")) == len(words)
+
+    with pytest.raises(UserError, match=r"metadata\.csv: line 4: expected 'id\|text\|normalized text', found 1 column .*on_bad_row"):
+        prepare_corpus({**data, "on_bad_row": "error"}, 0, tmp_path / "raw2.tsv", tmp_path / "unused", jobs=1)
+    assert not (tmp_path / "raw2.tsv").exists()

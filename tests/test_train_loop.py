@@ -100,6 +100,9 @@ def test_resume_after_crash_matches(tmp_path, monkeypatch):
     assert a["step"] == b["step"] == 40
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k])
+    # Byte-identical, not only equal (issue 21: the checkpoint directory's DVC hash changed
+    # after a resume; pickle back-references differed). Failed before atomic._canonical.
+    assert (tmp_path / "full" / "last.pt").read_bytes() == (tmp_path / "crash" / "last.pt").read_bytes()
     assert _rows(tmp_path / "full" / "train_log.tsv") == _rows(tmp_path / "crash" / "train_log.tsv")
     assert _rows(tmp_path / "full" / "dev_log.tsv") == _rows(tmp_path / "crash" / "dev_log.tsv")
 

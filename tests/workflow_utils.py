@@ -27,6 +27,23 @@ def copy_repo(dest: Path) -> Path:
     return dest
 
 
+# Committed figures a pipeline run would rewrite: the git-tracked metrics and dvc.lock.
+TRACKED_OUTPUTS = ("results", "dvc.lock")
+
+
+def tracked_output_digests(repo: Path = REPO) -> dict[str, str]:
+    """sha256 of each git-tracked file under TRACKED_OUTPUTS ({} outside a git checkout)."""
+    import hashlib
+
+    proc = subprocess.run(["git", "ls-files", "-z", "--", *TRACKED_OUTPUTS], cwd=repo,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {}
+    files = [repo / rel for rel in proc.stdout.split("\0") if rel]
+    return {str(f.relative_to(repo)): hashlib.sha256(f.read_bytes()).hexdigest() if f.exists() else ""
+            for f in files}
+
+
 def merged_params(*overrides: Path | dict) -> dict:
     from e2etts.config import deep_merge
 

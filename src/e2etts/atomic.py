@@ -10,7 +10,9 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 import tempfile
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,29 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         raise
 
 
+def check_writable(path: str | os.PathLike, flag: str = "output") -> None:
+    """Raise UserError naming ``path`` unless a file can be written there: not an existing
+    directory, no file where a parent directory must be, and a directory that accepts a
+    new file (probed with a temporary file, so read-only mounts and permissions count for
+    root as well). Creates nothing that stays. Call it before long work."""
+    from .errors import UserError
+
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{flag} {path}: is a directory; give a file path")
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent  # the directories atomic_path would create
+    if not ancestor.is_dir():
+        raise UserError(f"{flag} {path}: {ancestor} is a file, not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".e2etts-write-check.", dir=ancestor)
+    except OSError as exc:
+        raise UserError(f"{flag} {path}: cannot write in {ancestor} ({exc.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
@@ -61,15 +86,44 @@ def torch_save(path: str | os.PathLike, obj: Any) -> None:
     """torch.save, atomically and byte-reproducibly.
 
     Saving to a file names the zip archive after the (random) temporary file; saving to a
-    buffer names it "archive", so equal objects give equal bytes whatever the path."""
+    buffer names it "archive", so equal objects give equal bytes whatever the path. The
+    object is rebuilt by ``_canonical`` first, so equal objects also give equal bytes
+    whatever their history (a resumed run's state holds loaded pieces)."""
     import io
 
     import torch
 
     buffer = io.BytesIO()
-    torch.save(obj, buffer)
+    torch.save(_canonical(obj), buffer)
     with atomic_path(path) as tmp:
         tmp.write_bytes(buffer.getvalue())
+
+
+def _canonical(obj: Any) -> Any:
+    """A copy of obj's dicts, lists and tuples with every str interned; anything else
+    (tensors, arrays) is kept as is, so tensors that share storage still share it.
+
+    Pickle writes an object it has met before as a back-reference, so the bytes depend on
+    object identity, not only on values. A resumed training state mixes string keys read
+    back by torch.load (fresh, un-interned objects: the optimizer's 'step') with the
+    interned literals of the code (the state's own "step"): one string object in a fresh
+    run, two after a resume, and last.pt's bytes (and the checkpoint directory's hash)
+    differed although every value was equal. Interning every string and rebuilding every
+    container makes the identity structure a function of the values alone."""
+    kind = type(obj)
+    if kind is str:
+        return sys.intern(obj)
+    if kind is dict or kind is OrderedDict:
+        out = kind((_canonical(k), _canonical(v)) for k, v in obj.items())
+        # nn.Module.state_dict() is an OrderedDict carrying a `_metadata` attribute.
+        for name, value in getattr(obj, "__dict__", {}).items():
+            setattr(out, name, _canonical(value))
+        return out
+    if kind is list:
+        return [_canonical(v) for v in obj]
+    if kind is tuple:
+        return tuple(_canonical(v) for v in obj)
+    return obj
 
 
 def file_digest(path: str | os.PathLike) -> str:

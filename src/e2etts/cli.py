@@ -207,6 +207,9 @@ def cmd_assemble_system(args) -> None:
             "flow": args.flow,
             "vocoder": vocoder,
             "synthesis": params["synthesis"],
+            # A section of its own, so these limits do not change the params of the
+            # training rules whose learning-curve probe reads `synthesis`.
+            "synthesis_checks": params.get("synthesis_checks", {}),
         },
     )
 
@@ -214,10 +217,18 @@ def cmd_assemble_system(args) -> None:
 def cmd_synthesize(args) -> None:
     import pandas as pd
 
-    from .atomic import write_json
+    from .atomic import check_writable, write_json
     from .audio import save_wav
     from .synthesis import System
 
+    # Before loading anything: a bad output path used to surface as a traceback from the
+    # writer after the whole synthesis had run.
+    if args.items:
+        if not args.out_dir:
+            raise UserError("--items needs --out-dir (where <item_id>.wav go)")
+        check_writable(Path(args.out_dir) / "synthesis.json", "--out-dir")
+    elif args.out:
+        check_writable(args.out, "--out")
     system = System(args.system)
     if args.items:
         items = pd.read_csv(args.items, sep="\t", keep_default_na=False)
@@ -232,6 +243,12 @@ def cmd_synthesize(args) -> None:
             total_audio += info["audio_s"]
             total_time += info["synth_s"]
             rows.append({"item_id": row.item_id, **info})
+        # Kept and scored (a bad system is measured, not stopped), but never silent.
+        too_short = [r["item_id"] for r in rows if r["too_short"]]
+        if too_short:
+            print(f"warning: {system.name}: {len(too_short)} of {len(rows)} outputs are shorter than "
+                  f"their text allows (synthesis_checks.max_chars_per_second): {', '.join(too_short[:10])}",
+                  file=sys.stderr)
         stats = {
             "system": system.name,
             "n_items": len(rows),
@@ -241,6 +258,8 @@ def cmd_synthesize(args) -> None:
             "llm_s": sum(r["llm_s"] for r in rows),
             "flow_s": sum(r["flow_s"] for r in rows),
             "vocoder_s": sum(r["vocoder_s"] for r in rows),
+            "n_too_short": len(too_short),
+            "too_short_items": too_short,
         }
         write_json(out_dir / "synthesis.json", stats)
         print(f"{system.name}: {len(rows)} items, RTF {stats['rtf']:.3f}")
@@ -248,6 +267,13 @@ def cmd_synthesize(args) -> None:
     if not (args.text and args.prompt_wav and args.prompt_text and args.out):
         raise UserError("give --text, --prompt-wav, --prompt-text and --out (or --items and --out-dir)")
     wav, info = system.synthesize(args.text, args.prompt_wav, args.prompt_text, seed=args.seed)
+    if info["too_short"]:
+        raise UserError(
+            f"--text {args.text!r}: synthesized only {info['audio_s']:.2f} s, less than the "
+            f"{info['min_expected_s']:.2f} s its {info['n_chars']} "
+            f"characters take at {system.cfg.max_chars_per_second:g} characters per second "
+            f"(synthesis_checks.max_chars_per_second); {args.out} not written"
+        )
     save_wav(args.out, wav)
     chunks = f", {info['n_chunks']} sentence chunks" if info["n_chunks"] > 1 else ""
     print(f"wrote {args.out}: {info['audio_s']:.2f} s of audio{chunks}, RTF {info['rtf']:.3f} "

@@ -2,12 +2,15 @@
 
 A system directory (results/checkpoints/<system>/) holds `system.json`, naming the
 tokenizer, LLM and flow checkpoints it uses (E2E systems share some) and the vocoder,
-so every system is synthesized by exactly the same code.
+so every system is synthesized by exactly the same code. The checkpoint paths in it are
+relative to the project root (the directory the pipeline runs in); `resolve_spec_paths`
+finds that root from the system directory, so `--system` works from any directory.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from dataclasses import dataclass, fields
@@ -20,6 +23,10 @@ from .errors import UserError
 from .text import encode_text, normalize, out_of_vocab
 
 SUBSAMPLE = 4
+TOKENS_PER_SECOND = 25  # 16 kHz, 160-sample hop, SUBSAMPLE frames per token
+# -60 dBFS: far under any usable recording (corpus prompts peak at -5 to -2 dBFS), so only a
+# silent or near-silent file is refused.
+MIN_PROMPT_PEAK = 1e-3
 
 
 @dataclass
@@ -35,6 +42,10 @@ class SynthesisConfig:
     cfg_strength: float = 0.7
     noise_scale: float = 1.0
     start_t: float = 0.0  # > 0: start the flow on the path between noise and its prior mu
+    # params.yaml `synthesis_checks` (defaults as in the schema): refuse a longer prompt;
+    # flag an output shorter than len(text) / max_chars_per_second seconds.
+    max_prompt_seconds: float = 15.0
+    max_chars_per_second: float = 60.0
 
     @classmethod
     def from_dict(cls, d: dict) -> SynthesisConfig:
@@ -65,6 +76,33 @@ def make_vocoder(spec: dict):
     raise UserError(f"unknown vocoder type {spec['type']!r} (griffinlim | vocos)")
 
 
+def resolve_spec_paths(spec: dict, spec_path: Path) -> dict:
+    """system.json names its checkpoints relative to the project root the pipeline ran in
+    (results/checkpoints/...), which is the working directory only when the command runs
+    there. Relative paths are resolved against the nearest ancestor of the system
+    directory that holds all of them, so `--system /abs/path/to/system` works from any
+    directory and an unrelated checkout in the working directory is never picked up.
+    Absolute paths, and files that exist nowhere (named as written by the loaders' own
+    'checkpoint not found' error), are kept as they are."""
+    keys = [k for k in ("tokenizer", "llm", "flow") if isinstance(spec.get(k), str)]
+    vocoder = dict(spec.get("vocoder") or {})
+    rel = [spec[k] for k in keys if not Path(spec[k]).is_absolute()]
+    if isinstance(vocoder.get("path"), str) and not Path(vocoder["path"]).is_absolute():
+        rel.append(vocoder["path"])
+    if not rel:
+        return spec
+    system_dir = spec_path.resolve().parent
+    for root in (system_dir, *system_dir.parents):
+        if all((root / r).exists() for r in rel):
+            break
+    else:
+        return spec
+    out = {**spec, **{k: str(root / spec[k]) for k in keys if not Path(spec[k]).is_absolute()}}
+    if isinstance(vocoder.get("path"), str) and not Path(vocoder["path"]).is_absolute():
+        out["vocoder"] = {**vocoder, "path": str(root / vocoder["path"])}
+    return out
+
+
 def split_sentences(text: str, max_chars: int = 200) -> list[str]:
     """Split over-long text at sentence ends (then commas) so each chunk fits the LLM."""
     if len(text) <= max_chars:
@@ -84,9 +122,13 @@ def split_sentences(text: str, max_chars: int = 200) -> list[str]:
 
 
 def clean_text(text: str, field: str) -> str:
-    text = normalize(text)
+    original, text = text, normalize(text)
     if not text:
         raise UserError(f"{field}: text is empty")
+    # Punctuation alone encodes to a few symbols the LLM speaks as a short noise: refused
+    # rather than returned as a successful 0.3 s wav.
+    if not re.search(r"[a-z]", text):
+        raise UserError(f"{field}: {original!r} has no words to speak (only punctuation); give words")
     bad = out_of_vocab(text)
     if bad:
         raise UserError(
@@ -111,7 +153,7 @@ class System:
                 f"{spec_path}: not found; --system must be a trained system directory such as "
                 "results/checkpoints/cascade (run `snakemake` first)"
             )
-        self.spec = json.loads(spec_path.read_text())
+        self.spec = resolve_spec_paths(json.loads(spec_path.read_text()), spec_path)
         self.name = self.spec["name"]
         self.tokenizer = load_tokenizer(self.spec["tokenizer"])
         self.llm = load_llm(self.spec["llm"])
@@ -122,7 +164,10 @@ class System:
                 f"tokenizer's {self.tokenizer.cfg.fsq_levels}; retrain the LLM on this tokenizer"
             )
         self.vocoder = make_vocoder(self.spec["vocoder"])
-        self.cfg = SynthesisConfig.from_dict({**self.spec.get("synthesis", {}), **(overrides or {})})
+        # synthesis_checks is absent from system.json files written before it existed.
+        self.cfg = SynthesisConfig.from_dict(
+            {**self.spec.get("synthesis", {}), **self.spec.get("synthesis_checks", {}), **(overrides or {})}
+        )
 
     @classmethod
     def from_modules(cls, name: str, tokenizer, llm, flow, vocoder, cfg: SynthesisConfig) -> System:
@@ -138,6 +183,23 @@ class System:
     def prompt_features(self, prompt_wav: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (prompt mel (Tp, 80) with Tp a multiple of 4, prompt tokens (Tp/4,))."""
         wav = load_wav(prompt_wav)
+        seconds = wav.numel() / 16000
+        if seconds > self.cfg.max_prompt_seconds:
+            # Refused, not trimmed: cutting the audio would leave the transcript (which the
+            # LLM reads as the prompt's words) describing speech that is no longer there.
+            raise UserError(
+                f"{prompt_wav}: prompt is {seconds:.1f} s, longer than the "
+                f"{self.cfg.max_prompt_seconds:g} s allowed (synthesis_checks.max_prompt_seconds); "
+                "cut a shorter prompt and give its own transcript"
+            )
+        peak = float(wav.abs().max())
+        if peak < MIN_PROMPT_PEAK:
+            # No voice to clone: the untrained-looking output used to come back as a success.
+            level = f"{20 * math.log10(peak):.0f} dBFS" if peak > 0 else "all zeros"
+            raise UserError(
+                f"{prompt_wav}: prompt is silent or nearly ({level} peak, under "
+                f"{20 * math.log10(MIN_PROMPT_PEAK):.0f} dBFS); give a recording of the voice"
+            )
         mel = log_mel(wav)
         usable = (mel.shape[0] // SUBSAMPLE) * SUBSAMPLE
         if usable < SUBSAMPLE * 5:
@@ -220,6 +282,7 @@ class System:
         chunks = split_sentences(text)
         for chunk in chunks:
             ids, n_target = self.text_ids(prompt_text, chunk)
+            self._check_context(ids, n_target, prompt_tokens, chunk, prompt_wav)
             t = time.perf_counter()
             new = self.speech_tokens(ids, prompt_tokens, len(chunk), generator, n_target)
             llm_s += time.perf_counter() - t
@@ -233,8 +296,16 @@ class System:
         wav = torch.cat(pieces)
         total = time.perf_counter() - t0
         seconds = wav.numel() / 16000
+        # The LLM's length guards keep real speech far above this floor (len(text) /
+        # max_chars_per_second); below it the output is not the text (a truncated context
+        # gave 0.01 s for a sentence). The caller decides: the CLI refuses a single output,
+        # the batch form counts such items in synthesis.json.
+        min_expected_s = len(text) / self.cfg.max_chars_per_second
         info = {
             "audio_s": seconds,
+            "n_chars": len(text),
+            "min_expected_s": round(min_expected_s, 3),
+            "too_short": seconds < min_expected_s,
             "synth_s": total,
             "rtf": total / max(seconds, 1e-6),
             "llm_s": llm_s,
@@ -244,3 +315,21 @@ class System:
             "n_chunks": len(chunks),
         }
         return wav, info
+
+    def _check_context(
+        self, ids: torch.Tensor, n_target: int, prompt_tokens: torch.Tensor, chunk: str, prompt_wav
+    ) -> None:
+        """Refuse a prompt + text that leave the LLM's context (llm.model.max_len) too little
+        room for the speech of `chunk`: generation would stop at the context's end and
+        return a truncated (or empty) utterance without any error."""
+        cfg = self.llm.cfg
+        # [text] <sep> [prompt speech], then (interleaved) one unit per target symbol.
+        used = len(ids) + 1 + len(prompt_tokens) + (n_target if cfg.alignment == "interleaved" else 0)
+        need = math.ceil(len(chunk) / self.cfg.max_chars_per_second * TOKENS_PER_SECOND)
+        if used + need > cfg.max_len:
+            raise UserError(
+                f"{prompt_wav}: the prompt ({len(prompt_tokens) / TOKENS_PER_SECOND:.1f} s) and "
+                f"the text take {used} of the LLM's {cfg.max_len} positions, leaving "
+                f"{max(0, cfg.max_len - used)} speech tokens where {len(chunk)} characters need "
+                f"at least {need}; use a shorter prompt"
+            )

@@ -128,7 +128,7 @@ rule assemble_system:
     output:
         system=f"{CKPT}/{{system}}/system.json",
     params:
-        cfg=section_json("vocoder", "synthesis"),
+        cfg=section_json("vocoder", "synthesis", "synthesis_checks"),
         vocoder_arg=lambda wc, input: f"--vocoder {input.vocoder}" if input.vocoder else "",
     localrule: True
     conda:

@@ -49,15 +49,23 @@ def prepare_corpus(data: dict, seed: int, out_manifest: Path, wav_dir: Path, job
         root = data.get("corpus_path")
         if not root:
             raise UserError(f"params.yaml: data.corpus_path must be set when data.source={source}")
-        reader = read_ljspeech if source == "ljspeech" else read_libritts
+        from .readers import BAD
+
+        read = read_ljspeech(root, data["on_bad_row"]) if source == "ljspeech" else read_libritts(root)
         real = data.get("real", {})
+        # Malformed metadata lines (kept only under on_bad_row: skip) take no part in the
+        # split; they ride along in the raw manifest so validation counts them in the report.
+        bad = read[read[BAD] != ""] if BAD in read.columns else read.iloc[:0]
         frame = split_real_corpus(
-            reader(root),
+            read.drop(bad.index).drop(columns=[BAD], errors="ignore").reset_index(drop=True),
             dev_fraction=real.get("dev_fraction", 0.02),
             test_fraction=real.get("test_fraction", 0.02),
             n_unseen_speakers=real.get("n_unseen_speakers", 0),
             seed=seed,
         )
+        if len(bad):
+            frame = pd.concat([frame.assign(**{BAD: ""}), bad.assign(split="none", seen=False)],
+                              ignore_index=True)
     write_tsv(out_manifest, frame)
     return frame
 

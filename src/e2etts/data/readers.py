@@ -7,6 +7,10 @@ LibriTTS:     <root>/[<subset>/]<speaker>/<chapter>/<utt>.wav with a sibling
               several subsets (train-clean-100, dev-clean, ...).
 
 Audio is not opened here: validation decodes, downmixes and resamples every file.
+
+A malformed metadata line stops the read (data.on_bad_row: error) or becomes a row whose
+``bad`` column says why (skip): validation then drops and counts it in the data report
+with every other bad row. The ``bad`` column exists only when such rows do.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from ..text import normalize
 
 log = logging.getLogger(__name__)
 COLUMNS = ["utt_id", "speaker", "text", "wav"]
+BAD = "bad"
 
 
-def read_ljspeech(root: str | Path) -> pd.DataFrame:
-    """LJSpeech-1.1 -> DataFrame[utt_id, speaker="LJ", text (normalized column), wav]."""
+def read_ljspeech(root: str | Path, on_bad_row: str = "error") -> pd.DataFrame:
+    """LJSpeech-1.1 -> DataFrame[utt_id, speaker="LJ", text (normalized column), wav]
+    (+ ``bad`` for malformed lines kept under on_bad_row="skip")."""
     root = Path(root)
     meta = root / "metadata.csv"
     if not meta.is_file():
@@ -34,20 +40,32 @@ def read_ljspeech(root: str | Path) -> pd.DataFrame:
             f"{meta}: not found; data.corpus_path must point at the LJSpeech-1.1 folder "
             "that holds metadata.csv and wavs/"
         )
-    rows = []
+    rows, bad = [], []
     with open(meta, encoding="utf-8", newline="") as handle:
         for n, fields in enumerate(csv.reader(handle, delimiter="|", quoting=csv.QUOTE_NONE), 1):
             if not fields or not "".join(fields).strip():
                 continue
-            if len(fields) < 2:
-                raise UserError(f"{meta}: line {n}: expected 'id|text|normalized text'")
+            # 3 columns; a few rows lack the normalized one. A 4th column (a '|' in the
+            # text) would make the wrong column the transcript.
+            if len(fields) not in (2, 3) or not fields[0].strip():
+                reason = (f"line {n}: expected 'id|text|normalized text', found {len(fields)} "
+                          f"column{'s' if len(fields) != 1 else ''}")
+                if on_bad_row != "skip":
+                    raise UserError(f"{meta}: {reason} (data.on_bad_row: skip drops such rows)")
+                bad.append((f"{meta.name}:{n}", "LJ", "", f"{meta}:{n}", reason))
+                continue
             utt_id = fields[0].strip()
             # The normalized column spells numbers and abbreviations out; a few rows lack it.
             text = fields[2] if len(fields) > 2 and fields[2].strip() else fields[1]
             rows.append((utt_id, "LJ", normalize(text), str(root / "wavs" / f"{utt_id}.wav")))
     if not rows:
-        raise UserError(f"{meta}: no rows")
-    return _frame(rows, meta)
+        raise UserError(f"{meta}: no rows" + (f" ({len(bad)} malformed)" if bad else ""))
+    frame = _frame(rows, meta)
+    if bad:
+        log.warning("%s: %d malformed lines kept as bad rows (data.on_bad_row: skip)", meta, len(bad))
+        frame = pd.concat([frame.assign(**{BAD: ""}), pd.DataFrame(bad, columns=[*COLUMNS, BAD])],
+                          ignore_index=True)
+    return frame
 
 
 def read_libritts(root: str | Path) -> pd.DataFrame:

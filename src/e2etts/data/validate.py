@@ -108,11 +108,15 @@ def validate_manifest(
     source_rates: Counter = Counter()
     seen_ids: set[str] = set()
 
-    for pos, (utt_id, text, wav) in enumerate(
-        zip(df["utt_id"], df["text"], df["wav"], strict=True)
+    # A reader's malformed lines (data/readers.py; only present under on_bad_row: skip).
+    bad_rows = df["bad"] if "bad" in df.columns else [""] * len(df)
+    for pos, (utt_id, text, wav, bad_line) in enumerate(
+        zip(df["utt_id"], df["text"], df["wav"], bad_rows, strict=True)
     ):
         utt_id, wav = str(utt_id), str(wav)
         try:
+            if isinstance(bad_line, str) and bad_line:
+                raise BadRowError(wav, utt_id, bad_line, "malformed_row")
             if utt_id in seen_ids:
                 raise BadRowError(
                     wav, utt_id, "utt_id occurs more than once in the manifest", "duplicate_utt_id"
@@ -163,7 +167,7 @@ def validate_manifest(
         durations.append(round(duration, 4))
         texts.append(clean_text)
 
-    clean = df.iloc[kept].copy()
+    clean = df.iloc[kept].drop(columns=["bad"], errors="ignore")
     clean["text"] = texts
     clean["duration"] = durations
     clean = clean.reset_index(drop=True)
