@@ -88,7 +88,7 @@ class WERJudge:
         cpu_threads: int = 1,
         max_tokens_per_second: float | None = None,
         model: str | None = DEFAULT_MODEL,
-        batch_size: int = 8,
+        batch_size: int = 1,
     ):
         if max_tokens_per_second is not None and not max_tokens_per_second > 0:
             raise UserError(
@@ -133,7 +133,7 @@ class WERJudge:
             beam_size=ev.get("asr_beam_size", 1),
             cpu_threads=cpu_threads,
             max_tokens_per_second=ev.get("asr_max_tokens_per_second"),
-            batch_size=ev.get("asr_batch_size", 8),
+            batch_size=ev.get("asr_batch_size", 1),
         )
 
     def token_cap(self, n_samples: int) -> int | None:
