@@ -210,3 +210,36 @@ def test_summary_rows_and_report_table(tmp_path):
     )
     with pytest.raises(Exception, match="no 'test' split"):
         add_token_stats(summary, stats, tokenizer_of, split="test")
+
+
+def test_summarize_cli_adds_token_figures_by_tokenizer(tmp_path, capsys):
+    per_utt = pd.DataFrame(
+        {
+            "item_id": ["a", "b"],
+            "errors": [1, 0],
+            "words": [4, 4],
+            "wer": [0.25, 0.0],
+            "sim": [0.8, 0.7],
+            "reference": ["w x y z"] * 2,
+            "hypothesis": ["w x y", "w x y z"],
+        }
+    )
+    metrics = []
+    for name in ("gt", "cascade", "resynth_cascade"):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"wer": 0.125, "sim": 0.75}))
+        per_utt.to_csv(tmp_path / f"{name}.tsv", sep="\t", index=False)
+        metrics.append(str(tmp_path / f"{name}.json"))
+    tokens = tmp_path / "tokens_cascade.json"
+    tokens.write_text(json.dumps({"train": _tok(8.27, 1.84)}))
+    out = tmp_path / "summary.json"
+    args = ["summarize", "--metrics", *metrics, "--token-stats", str(tokens), "--out", str(out)]
+    mapping = ["--tokenizer-of", "cascade=cascade", "resynth_cascade=cascade"]
+    assert main(args + mapping) == 0
+    summary = json.loads(out.read_text())
+    assert summary["cascade"]["token_mi_bits"] == 1.84
+    assert summary["resynth_cascade"]["tokenizer"] == "cascade"
+    assert "token_mi_bits" not in summary["gt"]
+    assert main(args + ["--tokenizer-of", "cascade=e2e_tok"]) == 2
+    assert "no token statistics for tokenizer 'e2e_tok'" in capsys.readouterr().err
+    assert main(args + ["--tokenizer-of", "cascade"]) == 2
+    assert "expected NAME=TOKENIZER" in capsys.readouterr().err
