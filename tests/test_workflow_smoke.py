@@ -28,6 +28,10 @@ def test_summary_has_every_system_and_topline(smoke_repo):
         assert m["n_items"] == 4
         assert 0.0 <= m["wer_ci95"][0] <= m["wer"] <= m["wer_ci95"][1] or m["wer"] > 1.0
     assert "p_wer_lower_than_cascade" in summary["e2e_full"]
+    # Token diagnostics (issue 16) reach every row that speaks through a tokenizer.
+    for name in SYSTEMS + TOPLINES[2:]:
+        assert {"token_entropy_bits", "token_mi_bits", "token_mi_bits_shuffled"} <= set(summary[name]), name
+    assert summary["e2e_full"]["tokenizer"] == "e2e_tok" and "tokenizer" not in summary["gt"]
     # Ground truth of the flite corpus is intelligible to the judge.
     assert summary["gt"]["wer"] < 0.5
 

@@ -188,6 +188,19 @@ def cmd_extract_tokens(args) -> None:
     print(json.dumps(stats, indent=1))
 
 
+def cmd_token_stats(args) -> None:
+    """tokens_<system>.json: per split (file stem), codebook use, H(X_n) and I(X_{n+1}; X_n)."""
+    from .atomic import write_json
+    from .token_stats import token_file_stats
+
+    for path in args.tokens:
+        if not Path(path).is_file():
+            raise UserError(f"{path}: token file not found; run extract-tokens first")
+    stats = {Path(p).stem: token_file_stats(p, n_shuffles=args.shuffles, seed=args.seed) for p in args.tokens}
+    write_json(args.out, stats)
+    print(json.dumps(stats, indent=1))
+
+
 def cmd_assemble_system(args) -> None:
     from .atomic import write_json
     from .config import load_params
@@ -355,6 +368,20 @@ def cmd_summarize(args) -> None:
         metrics[name] = json.loads(Path(path).read_text())
         per_utt[name] = pd.read_csv(Path(path).with_suffix(".tsv"), sep="\t", keep_default_na=False)
     summary = summarize(metrics, per_utt, baseline="cascade")
+    if args.token_stats:
+        from .token_stats import add_token_stats
+
+        stats = {}
+        for path in args.token_stats:
+            stem = Path(path).stem
+            if not stem.startswith("tokens_"):
+                raise UserError(f"{path}: expected a tokens_<tokenizer>.json file")
+            stats[stem[len("tokens_") :]] = json.loads(Path(path).read_text())
+        pairs = [item.partition("=") for item in args.tokenizer_of]
+        bad = [a for a, eq, b in pairs if not (eq and a and b)]
+        if bad:
+            raise UserError(f"--tokenizer-of: expected NAME=TOKENIZER, got {bad}")
+        add_token_stats(summary, stats, {a: b for a, _, b in pairs}, split=args.token_split)
     write_json(args.out, summary)
     print(json.dumps(summary, indent=1))
 
@@ -442,6 +469,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", nargs="+", required=True)
     p.add_argument("--out", nargs="+", required=True)
     p.add_argument("--stats", default=None, help="write codebook statistics JSON here")
+
+    p = add("token-stats", cmd_token_stats, "token diagnostics: code entropy, consecutive-code MI")
+    p.add_argument("--tokens", nargs="+", required=True, help="token files, one per split (<split>.pt)")
+    p.add_argument("--out", required=True, help="JSON: {split: statistics}")
+    p.add_argument("--shuffles", type=int, default=5, help="seeded successor shuffles for the MI baseline")
+    p.add_argument("--seed", type=int, default=0, help="seed of the shuffles")
+
     p = add("assemble-system", cmd_assemble_system, "write a system.json naming its checkpoints")
     p.add_argument("--params", required=True)
     p.add_argument("--name", required=True)
@@ -486,6 +520,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("summarize", cmd_summarize, "summary.json over systems, p-values vs cascade")
     p.add_argument("--metrics", nargs="+", required=True, help="per-system metrics JSON files")
+    p.add_argument("--token-stats", nargs="*", default=[], help="tokens_<tokenizer>.json files")
+    p.add_argument("--tokenizer-of", nargs="*", default=[], help="NAME=TOKENIZER per row")
+    p.add_argument("--token-split", default="train", help="split of the token figures in the summary")
     p.add_argument("--out", required=True)
 
     p = add("report", cmd_report, "results/report/index.html and README.md")

@@ -36,7 +36,6 @@ rule extract_tokens:
         features=expand("data/features/{split}.pt", split=SPLITS),
     output:
         tokens=expand("data/tokens/{{system}}/{split}.pt", split=SPLITS),
-        stats="results/metrics/tokens_{system}.json",
     threads: 1
     resources:
         mem_mb=4000,
@@ -47,7 +46,29 @@ rule extract_tokens:
         "logs/{system}/extract_tokens.log",
     shell:
         "e2etts extract-tokens --tokenizer {input.tokenizer} --features {input.features}"
-        " --out {output.tokens} --stats {output.stats} --threads {threads} > {log} 2>&1"
+        " --out {output.tokens} --threads {threads} > {log} 2>&1"
+
+
+# Token diagnostics (issue 16) from the token files alone, so a change of statistics does not
+# re-extract tokens: per split, codebook use, H(X_n) and I(X_{n+1}; X_n) within utterances
+# (raw plug-in, shuffled-successor baseline, corrected; src/e2etts/token_stats.py).
+rule token_stats:
+    input:
+        tokens=expand("data/tokens/{{system}}/{split}.pt", split=SPLITS),
+    output:
+        stats="results/metrics/tokens_{system}.json",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        CONDA_ENV
+    log:
+        "logs/{system}/token_stats.log",
+    benchmark:
+        "benchmarks/{system}/token_stats.tsv"
+    shell:
+        "e2etts token-stats --tokens {input.tokens} --out {output.stats} > {log} 2>&1"
 
 
 rule train_llm:

@@ -125,9 +125,22 @@ def curve_args(wc, input):
     return " ".join(f"--{n.replace('_', '-')} {getattr(input, n)}" for n in names if hasattr(input, n))
 
 
+# The tokenizers, named by the system whose checkpoint directory holds them: the cascade's
+# CTC tokenizer and the joint E1 tokenizer (frozen for every E2E system).
+TOKENIZERS = ["cascade", "e2e_tok"]
+
+
+def tokenizer_of(name):
+    """The tokenizer a system or resynthesis topline speaks with ("" for gt, gt_vocoded)."""
+    name = name[len("resynth_"):] if name.startswith("resynth_") else name
+    if name not in SYSTEMS:
+        return ""
+    return "cascade" if name == "cascade" else "e2e_tok"
+
+
 def system_components(wc):
     """Which checkpoints make up each system (METHOD.md, 'Systems the report compares')."""
-    tok_system = "cascade" if wc.system == "cascade" else "e2e_tok"
+    tok_system = tokenizer_of(wc.system)
     llm_system = wc.system if wc.system != "cascade" else "cascade"
     return {
         "tokenizer": f"{CKPT}/{tok_system}/tokenizer/final.pt",

@@ -137,15 +137,22 @@ rule score:
 rule summarize:
     input:
         metrics=expand("results/metrics/systems/{name}.json", name=TOPLINES + SYSTEMS),
+        token_stats=expand("results/metrics/tokens_{tok}.json", tok=TOKENIZERS),
     output:
         summary="results/metrics/summary.json",
+    params:
+        # name=tokenizer for every row that speaks through one (token diagnostics, issue 16)
+        tokenizer_of=" ".join(
+            f"{n}={tokenizer_of(n)}" for n in TOPLINES + SYSTEMS if tokenizer_of(n)
+        ),
     threads: 1
     conda:
         CONDA_ENV
     log:
         "logs/eval/summarize.log",
     shell:
-        "e2etts summarize --metrics {input.metrics} --out {output.summary} > {log} 2>&1"
+        "e2etts summarize --metrics {input.metrics} --token-stats {input.token_stats}"
+        " --tokenizer-of {params.tokenizer_of} --out {output.summary} > {log} 2>&1"
 
 
 rule report:
