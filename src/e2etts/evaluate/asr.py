@@ -7,10 +7,11 @@ at any other local faster-whisper/CT2 model directory instead (Seed-TTS-Eval use
 Whisper-large-v3). docs/judges.md has the measured choice.
 
 Decoding is deterministic: language "en", greedy (beam 1 by default), temperature 0 with
-no fallback, no VAD, no conditioning on previous text, no timestamps. Clips are decoded in
-batches of ``batch_size`` (CTranslate2 decodes a batch of encoder outputs at once); each
-clip gets exactly what faster-whisper's ``WhisperModel.transcribe`` gives it alone (same
-features, prompt, suppressed tokens, no-speech rule), which a test checks.
+no fallback, no VAD, no conditioning on previous text, no timestamps. ``batch_size`` > 1
+decodes clips in batches (CTranslate2 runs a batch of encoder outputs at once), each clip
+getting what faster-whisper's ``WhisperModel.transcribe`` gives it alone (same features,
+prompt, suppressed tokens, no-speech rule; a test checks the texts are equal). On the 2-core
+CPU it was not faster (docs/judges.md), so the default is 1; it is there for GPUs.
 
 Repetition loops: on babble Whisper sometimes repeats a phrase until its 224-token limit
 ("the case of the case of ..."), which adds ~220 insertions for one short clip and swamps
