@@ -135,3 +135,23 @@ def test_prefix_llm_alternative_through_the_workflow(smoke_repo, tmp_path):
                 "--text", "a short unseen sentence.", "--prompt-wav", row["prompt_wav"],
                 "--prompt-text", row["prompt_text"], "--out", str(out)], repo)
     assert "RTF" in proc.stdout and out.stat().st_size > 1000
+
+
+def test_changing_the_judge_rescores_without_retraining(smoke_repo, tmp_path):
+    """The evaluation's judge (model, beam, batch) is not a training input: the learning-curve
+    probes keep their own judge (curves.asr_model), so switching eval.asr_model re-runs
+    scoring only, not the cascade LLM and flow whose probes score speech too."""
+    import re
+    import shutil
+
+    import yaml
+
+    repo = tmp_path / "repo"
+    shutil.copytree(smoke_repo, repo, symlinks=True)
+    (repo / "config/judge.yaml").write_text(
+        yaml.safe_dump({"eval": {"asr_model": "tiny.en", "asr_beam_size": 2, "asr_batch_size": 4}})
+    )
+    dry = run(["snakemake", "all", "-n", "--cores", "2", "--configfile", "config/smoke.yaml", "config/judge.yaml"], repo)
+    stats = dry.stdout.split("Job stats:", 1)[1].split("Reasons:", 1)[0]
+    jobs = set(re.findall(r"^(\w+)\s+\d+\s*$", stats, flags=re.M)) - {"total"}
+    assert jobs == {"score", "summarize", "report", "all"}, dry.stdout

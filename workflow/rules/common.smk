@@ -81,13 +81,13 @@ def curves_on(wc):
 # The eval keys a learning-curve probe reads. The evaluation's own judge (eval.asr_model,
 # asr_model_dir, asr_batch_size), the test list and the report are not among them, so
 # changing those re-scores the systems without re-running (or re-resuming) training.
-CURVE_EVAL_KEYS = ("asr_compute_type", "asr_beam_size", "asr_max_tokens_per_second", "sim_backend")
+CURVE_EVAL_KEYS = ("asr_compute_type", "asr_max_tokens_per_second", "sim_backend")
 
 
 def curve_eval():
     keys = CURVE_EVAL_KEYS
     if config["curves"]["asr_model"] is None:  # the probe borrows the evaluation's judge
-        keys += ("asr_model", "asr_model_dir")
+        keys += ("asr_model", "asr_model_dir", "asr_beam_size")
     return {k: config["eval"][k] for k in keys}
 
 

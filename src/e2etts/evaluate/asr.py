@@ -124,14 +124,15 @@ class WERJudge:
         self._decoder = None
 
     @classmethod
-    def from_params(cls, ev: dict, cpu_threads: int = 1, model: str | None = None) -> WERJudge:
+    def from_params(cls, ev: dict, cpu_threads: int = 1, model: str | None = None,
+                    beam_size: int | None = None) -> WERJudge:
         """The judge an ``eval`` params section describes (schema-validated, defaults filled);
-        ``model`` overrides ``eval.asr_model`` (the learning-curve probes' cheap judge)."""
+        ``model`` and ``beam_size`` override it (the learning-curve probes' cheap judge)."""
         return cls(
             model_dir=ev.get("asr_model_dir") if model is None else None,
             model=model or ev.get("asr_model", DEFAULT_MODEL),
             compute_type=ev.get("asr_compute_type", "int8"),
-            beam_size=ev.get("asr_beam_size", 1),
+            beam_size=beam_size or ev.get("asr_beam_size", 1),
             cpu_threads=cpu_threads,
             max_tokens_per_second=ev.get("asr_max_tokens_per_second"),
             batch_size=ev.get("asr_batch_size", 1),

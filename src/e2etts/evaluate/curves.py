@@ -55,6 +55,7 @@ class HeldOutProbe:
         seed: int = 0,
         text_frontend: str = "phones",
         asr_model: str | None = "tiny.en",
+        asr_beam_size: int = 1,
     ):
         from ..synthesis import SynthesisConfig, make_vocoder
         from ..tokenizer.train import load_tokenizer
@@ -78,7 +79,9 @@ class HeldOutProbe:
         self.seed = seed
         self.text_frontend = text_frontend
         # The probes' own (cheap) judge, curves.asr_model; None borrows the evaluation's.
-        self.wer_judge = WERJudge.from_params(eval_section, model=asr_model)
+        self.wer_judge = WERJudge.from_params(
+            eval_section, model=asr_model, beam_size=asr_beam_size if asr_model else None
+        )
         self.sim_judge = SIMJudge(eval_section.get("sim_backend", "resemblyzer"))
         self._prompt_emb: dict[str, np.ndarray] = {}
 
@@ -159,4 +162,5 @@ def build_probe(mode: str, curves: dict, params: dict, tokenizer: str, flow: str
         mode, items.head(n), tokenizer, flow, vocoder_spec(params["vocoder"], None),
         params["synthesis"], params["eval"], seed=int(params.get("seed", 0)),
         text_frontend=text_frontend, asr_model=curves.get("asr_model", "tiny.en"),
+        asr_beam_size=int(curves.get("asr_beam_size", 1)),
     )
