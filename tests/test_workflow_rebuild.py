@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 import yaml
 
+from workflow_utils import REPO as REPO_ROOT
 from workflow_utils import copy_repo, run
 
 pytestmark = pytest.mark.slow
@@ -108,3 +109,37 @@ def test_deleted_checkpoint_directory_is_rebuilt(tmp_path):
             jobs = _jobs(run(["snakemake", target, "-n", "--configfile", "config/smoke.yaml"], repo).stdout)
             assert jobs - {f"{stage}_all"}, f"{stage}: {name} deleted, nothing to rebuild"
             shutil.move(saved, gone)
+
+
+def test_dvc_data_stage_sees_the_corpus_content(tmp_path):
+    """DVC's view of a real corpus: the data stage depends on the digest an always-run stage
+    writes; the digest moves with content (rows added, a wav replaced) and not with
+    modification times, and the embedded corpus gives a constant. Failed before: the data
+    stage had no dependency on data.corpus_path's files."""
+    import os
+
+    from e2etts.data.source_digest import corpus_digest
+
+    stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+    digest_out = next(iter(stages["corpus_source"]["outs"][0]))
+    assert stages["corpus_source"]["always_changed"] is True
+    assert digest_out in stages["data"]["deps"]
+    assert {"data.source", "data.corpus_path"} <= set(stages["corpus_source"]["params"])
+
+    root = tmp_path / "LJSpeech-1.1"
+    _ljspeech(root, WORDS[:4])
+    data = {"source": "ljspeech", "corpus_path": str(root)}
+    cache = tmp_path / "cache.json"
+    first = corpus_digest(data, cache)
+    assert first["files"] == 5 and corpus_digest(data, cache) == first
+    for path in [root / "metadata.csv", *root.glob("wavs/*.wav")]:  # times only
+        os.utime(path, ns=(1, 1))
+    assert corpus_digest(data, cache) == first
+    with open(root / "metadata.csv", "a") as meta:
+        meta.write("LJ001-0100|the word mike|the word mike\n")
+    added = corpus_digest(data, cache)
+    assert added["sha256"] != first["sha256"]
+    _tone(root / "wavs" / "LJ001-0002.wav", 300)  # same name and length, other audio
+    assert corpus_digest(data, cache)["sha256"] != added["sha256"]
+    assert corpus_digest(data, None) == corpus_digest(data, cache)  # the cache changes nothing
+    assert corpus_digest({"source": "embedded", "corpus_path": None}) == {"source": "embedded"}

@@ -29,6 +29,17 @@ def cmd_prepare_corpus(args) -> None:
     prepare_corpus(params["data"], params["seed"], Path(args.manifest), Path(args.wav_dir), args.jobs)
 
 
+def cmd_corpus_digest(args) -> None:
+    from .atomic import write_json
+    from .config import load_params
+    from .data.source_digest import corpus_digest
+
+    params = load_params(args.params)
+    digest = corpus_digest(params["data"], Path(args.cache) if args.cache else None)
+    write_json(args.out, digest)
+    print(json.dumps(digest))
+
+
 def cmd_validate(args) -> None:
     from .config import load_params
     from .data.prepare import validate_splits
@@ -400,6 +411,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", required=True, help="output raw manifest (TSV, all splits)")
     p.add_argument("--wav-dir", required=True, help="where synthesized wavs go")
     p.add_argument("--jobs", type=int, default=1)
+
+    p = add("corpus-digest", cmd_corpus_digest, "content digest of a real corpus (DVC's view of data.corpus_path)")
+    p.add_argument("--params", default="params.yaml", help="params.yaml path or inline JSON")
+    p.add_argument("--out", required=True, help="output JSON")
+    p.add_argument("--cache", default=None, help="per-file sha256 cache keyed by path, size, mtime")
 
     p = add("validate", cmd_validate, "validate rows and write train/dev/test manifests")
     p.add_argument("--params", required=True)
