@@ -8,10 +8,26 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
 from .errors import UserError
+
+# Kernel paths pinned for every command (docs/reproducibility.md, "Across machines"; issue 21,
+# item 10). MKL (torch's BLAS here: the log-mel filterbank projection, linear layers) picks
+# its code path by CPU; MKL_CBWR=AVX2 asks for its AVX2 branch on any CPU that has AVX2, so
+# an AVX-512 CPU that would take MKL's AVX-512 kernels computes like an AVX2 one. Measured on
+# the project's AMD machine: MKL already runs that branch (features, a training step and an
+# sgemm are byte-identical with and without it) at no speed cost. A value already in the
+# environment wins (e.g. MKL_CBWR=COMPATIBLE for a pre-AVX2 CPU).
+KERNEL_ENV = {"MKL_CBWR": "AVX2"}
+
+
+def pin_kernel_paths() -> None:
+    """Set KERNEL_ENV where the environment does not; before torch's first MKL call."""
+    for key, value in KERNEL_ENV.items():
+        os.environ.setdefault(key, value)
 
 
 def _threads(n: int) -> None:
@@ -522,6 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    pin_kernel_paths()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
