@@ -44,7 +44,7 @@ def corpus_cfg():
 # added to metadata.csv left the old manifest in use). Listed when the DAG is built: for
 # LJSpeech one directory listing, for LibriTTS one recursive glob. A file that does not
 # exist is left out (the reader then stops with its own message naming the layout); its
-# appearing later changes the input set, which re-runs the rule (rerun-triggers: input).
+# appearing later changes the input set, which re-runs the rule (rerun trigger "input").
 def _corpus_root():
     data = config["data"]
     if data["source"] == "embedded" or not data.get("corpus_path"):
