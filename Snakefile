@@ -24,5 +24,7 @@ include: "workflow/rules/bench.smk"
 rule all:
     input:
         rules.data_all.input,
-        "results/report/index.html",
+        rules.cascade_all.input,
+        rules.e2e_all.input,
+        rules.evaluate_all.input,
     default_target: True

@@ -223,3 +223,15 @@ def test_silent_prompt_is_refused(tmp_path, amplitude):
         system.synthesize("hello there.", prompt, PROMPT_TEXT)
     _, info = system.synthesize("hello there.", _wav(tmp_path / "ok.wav", 3.0, amplitude=0.01), PROMPT_TEXT)
     assert info["audio_s"] > 0
+
+
+def test_system_with_a_deleted_checkpoint_names_it(project, tmp_path, capsys):
+    """system.json present, the LLM checkpoint it points at deleted (issue 21, item 3):
+    one error line naming the file and how to rebuild it, exit 2, nothing written."""
+    root, system = project
+    (system / "llm.pt").unlink()
+    out = tmp_path / "o.wav"
+    code, err = _synthesize(capsys, "--system", system, "--text", "hello there.", "--out", out)
+    assert code == 2, err
+    assert "llm.pt: checkpoint not found" in err and "snakemake" in err and "Traceback" not in err
+    assert not out.exists()

@@ -8,10 +8,26 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
 from .errors import UserError
+
+# Kernel paths pinned for every command (docs/reproducibility.md, "Across machines"; issue 21,
+# item 10). MKL (torch's BLAS here: the log-mel filterbank projection, linear layers) picks
+# its code path by CPU; MKL_CBWR=AVX2 asks for its AVX2 branch on any CPU that has AVX2, so
+# an AVX-512 CPU that would take MKL's AVX-512 kernels computes like an AVX2 one. Measured on
+# the project's AMD machine: MKL already runs that branch (features, a training step and an
+# sgemm are byte-identical with and without it) at no speed cost. A value already in the
+# environment wins (e.g. MKL_CBWR=COMPATIBLE for a pre-AVX2 CPU).
+KERNEL_ENV = {"MKL_CBWR": "AVX2"}
+
+
+def pin_kernel_paths() -> None:
+    """Set KERNEL_ENV where the environment does not; before torch's first MKL call."""
+    for key, value in KERNEL_ENV.items():
+        os.environ.setdefault(key, value)
 
 
 def _threads(n: int) -> None:
@@ -27,6 +43,17 @@ def cmd_prepare_corpus(args) -> None:
 
     params = load_params(args.params)
     prepare_corpus(params["data"], params["seed"], Path(args.manifest), Path(args.wav_dir), args.jobs)
+
+
+def cmd_corpus_digest(args) -> None:
+    from .atomic import write_json
+    from .config import load_params
+    from .data.source_digest import corpus_digest
+
+    params = load_params(args.params)
+    digest = corpus_digest(params["data"], Path(args.cache) if args.cache else None)
+    write_json(args.out, digest)
+    print(json.dumps(digest))
 
 
 def cmd_validate(args) -> None:
@@ -422,6 +449,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wav-dir", required=True, help="where synthesized wavs go")
     p.add_argument("--jobs", type=int, default=1)
 
+    p = add("corpus-digest", cmd_corpus_digest, "content digest of a real corpus (DVC's view of data.corpus_path)")
+    p.add_argument("--params", default="params.yaml", help="params.yaml path or inline JSON")
+    p.add_argument("--out", required=True, help="output JSON")
+    p.add_argument("--cache", default=None, help="per-file sha256 cache keyed by path, size, mtime")
+
     p = add("validate", cmd_validate, "validate rows and write train/dev/test manifests")
     p.add_argument("--params", required=True)
     p.add_argument("--raw", required=True, help="raw manifest from prepare-corpus")
@@ -537,6 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    pin_kernel_paths()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -160,3 +160,9 @@ rule assemble_system:
         "e2etts assemble-system --params {params.cfg:q} --name {wildcards.system}"
         " --tokenizer {input.tokenizer} --llm {input.llm} --flow {input.flow}"
         " {params.vocoder_arg} --out {output.system} > {log} 2>&1"
+
+
+# What the DVC `cascade` stage builds (stage_files: a missing one is rebuilt).
+rule cascade_all:
+    input:
+        stage_files("cascade"),

@@ -1,5 +1,7 @@
 import json
 import os
+from pathlib import Path
+from types import SimpleNamespace
 
 SPLITS = ["train", "dev", "test"]
 # Systems the report compares (METHOD.md) and the toplines that bound them (EVAL.md).
@@ -35,6 +37,44 @@ def corpus_cfg():
     switching chars <-> phones re-extracts features but does not re-synthesize the corpus."""
     data = {k: v for k, v in config["data"].items() if k != "text_frontend"}
     return json.dumps({"seed": config["seed"], "data": data}, sort_keys=True)
+
+
+# What the data rules read of a real corpus (data.source ljspeech | libritts), so that a
+# changed corpus re-runs them and an unchanged one re-runs nothing (issue 21, item 2: rows
+# added to metadata.csv left the old manifest in use). Listed when the DAG is built: for
+# LJSpeech one directory listing, for LibriTTS one recursive glob. A file that does not
+# exist is left out (the reader then stops with its own message naming the layout); its
+# appearing later changes the input set, which re-runs the rule (rerun trigger "input").
+def _corpus_root():
+    data = config["data"]
+    if data["source"] == "embedded" or not data.get("corpus_path"):
+        return None
+    return Path(data["corpus_path"])
+
+
+def _corpus_wavs(root):
+    if config["data"]["source"] == "ljspeech":
+        return sorted(str(p) for p in (root / "wavs").glob("*.wav"))
+    return sorted(str(p) for p in root.rglob("*.wav"))
+
+
+def corpus_listing(wc):
+    """prepare_corpus's inputs: LJSpeech metadata.csv; LibriTTS every wav (the reader lists
+    them) and every transcript (<utt>.normalized.txt) it reads."""
+    root = _corpus_root()
+    if root is None:
+        return []
+    if config["data"]["source"] == "ljspeech":
+        meta = root / "metadata.csv"
+        return [str(meta)] if meta.is_file() else []
+    return _corpus_wavs(root) + sorted(str(p) for p in root.rglob("*.normalized.txt"))
+
+
+def corpus_audio(wc):
+    """validate_manifests's inputs: the corpus wavs it decodes (none for the embedded corpus,
+    whose wavs prepare_corpus writes)."""
+    root = _corpus_root()
+    return [] if root is None else _corpus_wavs(root)
 
 
 def vocoder_checkpoint():
@@ -148,3 +188,28 @@ def system_components(wc):
         "flow": f"{CKPT}/{tok_system}/flow/final.pt",
         "vocoder": vocoder_checkpoint(),
     }
+
+
+def system_files(system):
+    """A system's system.json and every checkpoint it points at (system_components)."""
+    parts = system_components(SimpleNamespace(system=system))
+    return [f"{CKPT}/{system}/system.json", parts["tokenizer"], parts["llm"], parts["flow"], *parts["vocoder"]]
+
+
+# Stage targets (the DVC stages' commands and `rule all` request them). Snakemake rebuilds a
+# missing intermediate file only when a job downstream of it has to run: a deleted
+# checkpoint directory under a present, newer system.json was "Nothing to be done", with
+# system.json pointing at a file that no longer exists (issue 21, item 3). A rule without
+# outputs always runs when targeted, and Snakemake rebuilds whatever of its inputs is
+# missing and everything downstream of that; so each stage target lists every file the
+# stage writes and later stages read.
+def stage_files(stage):
+    if stage == "cascade":
+        return [*system_files("cascade"), *expand("data/tokens/cascade/{split}.pt", split=SPLITS),
+                "results/metrics/tokens_cascade.json"]
+    if stage == "e2e":
+        files = [*expand("data/tokens/e2e_tok/{split}.pt", split=SPLITS), "results/metrics/tokens_e2e_tok.json"]
+        for system in ("e2e_tok", "e2e_fm", "e2e_full"):
+            files += system_files(system)
+        return list(dict.fromkeys(files))
+    raise ValueError(stage)

@@ -6,6 +6,8 @@ rule data_all:
 
 
 rule prepare_corpus:
+    input:
+        corpus=corpus_listing,
     output:
         manifest="data/corpus/raw_manifest.tsv",
     params:
@@ -29,6 +31,7 @@ rule prepare_corpus:
 rule validate_manifests:
     input:
         raw=rules.prepare_corpus.output.manifest,
+        audio=corpus_audio,
     output:
         manifests=expand("data/manifests/{split}.tsv", split=SPLITS),
         report="data/manifests/data_report.json",

@@ -131,3 +131,9 @@ rule train_joint_e2:
         "{params.launch} train joint_e2 --section joint_e2_{wildcards.variant} --params {params.cfg:q}"
         " --tokens-dir {params.tokens_dir} --init {input.llm} --flow {input.flow}"
         " --reward {input.reward} {params.align} --out-dir {params.out_dir} --log-dir {params.log_dir} --threads {threads} > {log} 2>&1"
+
+
+# What the DVC `e2e` stage builds (stage_files: a missing one is rebuilt).
+rule e2e_all:
+    input:
+        stage_files("e2e"),

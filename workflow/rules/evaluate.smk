@@ -176,3 +176,14 @@ rule report:
         " --metrics-dir results/metrics/systems --samples-dir results/samples"
         " --train-logs-dir results/train_logs --n-audio {params.n_audio}"
         " --out-dir {params.out_dir} > {log} 2>&1"
+
+
+# What the DVC `evaluate` stage builds: every declared output of the evaluation, so a
+# deleted one is rebuilt (stage_files in common.smk says why a plain file target is not enough).
+rule evaluate_all:
+    input:
+        rules.make_items.output.test_items,
+        expand("results/samples/{name}/synthesis.json", name=TOPLINES + SYSTEMS),
+        expand("results/metrics/systems/{name}.{ext}", name=TOPLINES + SYSTEMS, ext=["json", "tsv"]),
+        rules.summarize.output.summary,
+        rules.report.output,
