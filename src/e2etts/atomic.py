@@ -7,6 +7,7 @@ Also the content digest of a file (what cached or resumed work is keyed by).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -38,10 +39,23 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         os.umask(umask)
         os.chmod(tmp_path, 0o666 & ~umask)
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        if isinstance(exc, OSError) and exc.errno in FULL_DISK_ERRNOS:
+            # A full disk (or quota, or file-size limit) mid-write: the message names the
+            # output and says what survived, instead of a traceback ending in write().
+            from .errors import UserError
+
+            raise UserError(
+                f"{path}: not written ({exc.strerror}); nothing at this path was changed"
+                f"{' (the previous file is intact)' if path.exists() else ''}: free space and "
+                "re-run (training resumes from its last checkpoint)"
+            ) from None
         raise
+
+
+FULL_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 def check_writable(path: str | os.PathLike, flag: str = "output") -> None:

@@ -76,7 +76,12 @@ def load_model(path: str | Path, kind: str, model_cls, config_cls):
         model = model_cls(config_cls(**ckpt["config"]))
         model.load_state_dict(ckpt["model"])
     except (TypeError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0]
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        # load_state_dict's first line is only "Error(s) in loading state_dict for X:"; the
+        # next one says which weights are missing, unexpected or of another shape.
+        first = "; ".join(lines[:2]) if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else lines[0]
+        if len(first) > 400:
+            first = first[:400] + " ..."
         raise UserError(
             f"{path}: this {kind} checkpoint does not fit the current {kind} model ({first}); "
             f"it was written by another version or configuration: re-train it (snakemake {path})"
