@@ -30,6 +30,20 @@ def test_cli_pins_the_mkl_branch_unless_set(monkeypatch):
     assert os.environ["MKL_CBWR"] == "COMPATIBLE"
 
 
+def test_cli_pins_openblas_before_numpy_loads_it():
+    """In a shell without OPENBLAS_* (OpenBLAS would pick SkylakeX on an AVX-512 CPU), the
+    CLI's pin is in place before numpy loads OpenBLAS: the judge's log-mel runs the Haswell
+    kernels the committed figures were judged with, whatever shell starts the command."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENBLAS_")}
+    code = (
+        "import sys; from e2etts import cli; cli.pin_kernel_paths(); assert 'numpy' not in sys.modules\n"
+        "import numpy; from threadpoolctl import threadpool_info\n"
+        "print([i.get('architecture') for i in threadpool_info() if i['internal_api'] == 'openblas'])"
+    )
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert "Haswell" in run.stdout, run.stdout
+
+
 def _fixture_manifest(tmp_path):
     rng = np.random.default_rng(0)
     rows = []
