@@ -112,3 +112,81 @@ def paired_bootstrap_pvalue_sim(sim_a, sim_b, n: int = DEFAULT_ROUNDS, seed: int
         int(np.count_nonzero(diff[idx].mean(1) <= 0.0)) for idx in _resampled(a.size, n, seed)
     )
     return not_better / n
+
+
+# --- Several training seeds (issue 16): the seed is the unit of a claim about training. ---
+#
+# A system trained under S seeds and scored on the same N items gives per-seed, per-item
+# arrays (S, N). The bootstrap below resamples at both levels each round: seeds with
+# replacement (each system its own: seed k of one system has no partner in another), then
+# items with replacement (shared by both systems: the test list is paired). A statistic is
+# the mean over the resampled seeds of each seed's corpus WER on the resampled items. With
+# one seed per system it reduces to the paired item bootstrap above; with several, a
+# difference that only one lucky seed carries stops looking certain.
+
+
+def _per_seed(x, name: str) -> np.ndarray:
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.size == 0:
+        raise ValueError(f"{name}: expected (seeds, items), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return arr
+
+
+def _seed_mean_wer(e: np.ndarray, w: np.ndarray, seeds: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """e, w (S, N); seeds (R, S') seed indices; items (R, N') item indices -> (R,) mean over
+    the S' resampled seeds of each one's corpus WER on the R-th item resample."""
+    errs = e[seeds[:, :, None], items[:, None, :]].sum(-1)  # (R, S')
+    words = w[seeds[:, :, None], items[:, None, :]].sum(-1)
+    return _ratio(errs, words).mean(-1)
+
+
+def seed_item_bootstrap(
+    errors_a, words_a, errors_b=None, words_b=None, n: int = DEFAULT_ROUNDS, seed: int = 0, level: float = 0.95
+) -> dict:
+    """Two-level bootstrap over training seeds and test items.
+
+    errors_*, words_*: (seeds, items) per-utterance word errors and reference words, the
+    items aligned across seeds and systems (the seed counts of A and B may differ). Returns
+    {"wer_seed_mean", "wer_ci95", "wer_per_seed", "seed_sd"} for A and, with B, also
+    "p_lower" (one-sided: the fraction of rounds in which A's seed-mean WER is not lower
+    than B's; ties count against A), "delta" (A - B) and "delta_ci95".
+    """
+    ea, wa = _per_seed(errors_a, "errors_a"), _per_seed(words_a, "words_a")
+    if ea.shape != wa.shape:
+        raise ValueError(f"errors_a {ea.shape} and words_a {wa.shape} differ")
+    per_seed_a = _ratio(ea.sum(1), wa.sum(1))
+    out = {
+        "wer_seed_mean": float(per_seed_a.mean()),
+        "wer_per_seed": [float(x) for x in per_seed_a],
+        "seed_sd": float(per_seed_a.std(ddof=1)) if per_seed_a.size > 1 else 0.0,
+    }
+    paired = errors_b is not None
+    if paired:
+        eb, wb = _per_seed(errors_b, "errors_b"), _per_seed(words_b, "words_b")
+        if eb.shape != wb.shape or eb.shape[1] != ea.shape[1]:
+            raise ValueError(f"B {eb.shape} must have A's items ({ea.shape[1]}) and match its words {wb.shape}")
+        per_seed_b = _ratio(eb.sum(1), wb.sum(1))
+    if n < 1:
+        raise ValueError(f"rounds must be >= 1, got {n}")
+    rng = np.random.default_rng(seed)
+    stats_a, deltas, not_better = [], [], 0
+    n_items = ea.shape[1]
+    for start in range(0, n, _CHUNK):
+        rounds = min(_CHUNK, n - start)
+        items = rng.integers(0, n_items, size=(rounds, n_items))
+        wer_a = _seed_mean_wer(ea, wa, rng.integers(0, ea.shape[0], size=(rounds, ea.shape[0])), items)
+        stats_a.append(wer_a)
+        if paired:
+            wer_b = _seed_mean_wer(eb, wb, rng.integers(0, eb.shape[0], size=(rounds, eb.shape[0])), items)
+            deltas.append(wer_a - wer_b)
+            not_better += int(np.count_nonzero(wer_a >= wer_b))
+    out["wer_ci95"] = list(_interval(np.concatenate(stats_a), out["wer_seed_mean"], level))
+    if paired:
+        delta = out["wer_seed_mean"] - float(per_seed_b.mean())
+        out.update(p_lower=not_better / n, delta=delta,
+                   delta_ci95=list(_interval(np.concatenate(deltas), delta, level)))
+    return out
