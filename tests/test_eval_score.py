@@ -44,7 +44,8 @@ def _tone(freq, peak, seconds=0.5):
 
 @pytest.fixture
 def setup(tmp_path):
-    texts = ["one two three four", "five six seven", "eight nine ten", "a b c d e"]
+    # Not number words: Whisper's normalizer writes "one two three four" as one token, "1234".
+    texts = ["red green blue black", "cat dog fish", "sun moon star", "a b c d e"]
     items = pd.DataFrame(
         {
             "item_id": [f"item{i:04d}" for i in range(4)],
@@ -62,7 +63,7 @@ def setup(tmp_path):
     save_wav(out / "item0001.wav", _tone(300, 0.3))  # wrong voice, one word wrong
     # item0002 missing, item0003 silent
     save_wav(out / "item0003.wav", np.zeros(SR // 2, dtype=np.float32))
-    asr = EchoASR({0.5: "one two three four", 0.3: "five six eleven"})
+    asr = EchoASR({0.5: "red green blue black", 0.3: "cat dog bird"})
     return items, out, asr
 
 
