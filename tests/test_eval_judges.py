@@ -74,6 +74,21 @@ def test_tiny_judge_transcribes_flite(flite_wavs, tiny_judge):
     assert "whisper-tiny.en" in tiny_judge.name
 
 
+def test_asr_model_dir_is_a_local_judge_that_wins_over_the_packaged_one(flite_wavs, tiny_judge, tmp_path):
+    """eval.asr_model_dir (e.g. a local Whisper-large-v3 at real scale): a CTranslate2
+    directory anywhere on disk, used instead of eval.asr_model; here a copy of tiny.en's."""
+    import shutil
+
+    from e2etts.evaluate.asr import WERJudge
+    from e2etts.evaluate.judge_models import packaged_model_dir
+
+    local = tmp_path / "my-whisper"
+    shutil.copytree(packaged_model_dir("tiny.en"), local)
+    judge = WERJudge.from_params({"asr_model": "base", "asr_model_dir": str(local), "asr_beam_size": 1})
+    assert "my-whisper" in judge.name and "base" not in judge.name
+    assert judge.transcribe(flite_wavs["slt", 0]) == tiny_judge.transcribe(flite_wavs["slt", 0])
+
+
 @pytest.mark.parametrize("batch_size", [2, 4])
 def test_batched_decoding_gives_the_per_clip_transcripts(flite_wavs, wer_judge, batch_size):
     """transcribe_batch is faster-whisper's per-clip transcribe(), item for item, in order,
