@@ -113,8 +113,10 @@ def main() -> None:
         comp()  # a second call may recompile (dynamic shapes, backward graph)
         eager_s, comp_s = [], []
         for _ in range(args.steps):
-            t = time.perf_counter(); eager(); eager_s.append(time.perf_counter() - t)
-            t = time.perf_counter(); comp(); comp_s.append(time.perf_counter() - t)
+            for fn, times in ((eager, eager_s), (comp, comp_s)):
+                t = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t)
         print(json.dumps({
             "component": name, "threads": args.threads, "compile_first_step_s": round(compile_s, 1),
             "eager_step_s": round(statistics.median(eager_s), 4), "compiled_step_s": round(statistics.median(comp_s), 4),

@@ -61,8 +61,8 @@ def main() -> None:
         print(json.dumps({k: round(corpus_wer(refs, v), 4) for k, v in hyps.items()} | {"n": len(refs)}))
         return
 
-    from e2etts.flow.train import load_flow
-    from e2etts.tokenizer.train import load_tokenizer
+    from e2etts.flow.model import load_flow
+    from e2etts.tokenizer.model import load_tokenizer
 
     tokenizer, flow = load_tokenizer(args.tokenizer), load_flow(args.flow).eval()
     hyps = []

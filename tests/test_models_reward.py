@@ -2,8 +2,8 @@
 
 import torch
 
+from e2etts.fsq import FSQ
 from e2etts.reward.model import RewardModel, RewardModelConfig
-from e2etts.tokenizer.fsq import FSQ
 
 torch.set_num_threads(1)
 

@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from e2etts.tokenizer.fsq import FSQ
+from e2etts.fsq import FSQ
 from e2etts.tokenizer.model import SpeechTokenizer, SpeechTokenizerConfig, token_lengths
 
 torch.set_num_threads(1)

@@ -208,7 +208,8 @@ def cmd_export_components(args) -> None:
 def cmd_extract_tokens(args) -> None:
     from .atomic import write_json
     from .data.features import FeatureSet
-    from .tokenizer.train import extract_tokens, load_tokenizer
+    from .tokenizer.model import load_tokenizer
+    from .tokenizer.train import extract_tokens
 
     tokenizer = load_tokenizer(args.tokenizer)
     stats = {}

@@ -69,7 +69,7 @@ def make_vocoder(spec: dict):
         iters = int(spec.get("iters", 32))
         return lambda mel: griffin_lim(mel, MelConfig(), n_iter=iters)
     if spec["type"] == "vocos":
-        from .vocoder.train import load_vocoder
+        from .vocoder.vocos import load_vocoder
 
         model = load_vocoder(spec["path"])
         return lambda mel: model(mel[None])[0]
@@ -142,9 +142,9 @@ class System:
     """Tokenizer + LLM + flow + vocoder of one named system, loaded once."""
 
     def __init__(self, system_dir: str | Path, overrides: dict | None = None):
-        from .flow.train import load_flow
-        from .llm.train import load_llm
-        from .tokenizer.train import load_tokenizer
+        from .flow.model import load_flow
+        from .llm.model import load_llm
+        from .tokenizer.model import load_tokenizer
 
         system_dir = Path(system_dir)
         spec_path = system_dir / "system.json"

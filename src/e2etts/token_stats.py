@@ -151,7 +151,7 @@ def token_file_stats(path, n_shuffles: int = N_SHUFFLES, seed: int = 0) -> dict[
     "tokens": [LongTensor (T_i,)], "fsq_levels"}), plus the codebook figures the extraction
     step used to write (``code_usage``, ``code_perplexity``, ``code_entropy_bits``; computed
     as before by ``tokenizer.train.codebook_stats``, so their values do not move)."""
-    from .tokenizer.train import codebook_stats
+    from .metrics import codebook_stats
 
     payload = torch.load(path, map_location="cpu", weights_only=False)
     tokens = payload["tokens"]

@@ -58,7 +58,7 @@ class HeldOutProbe:
         asr_beam_size: int = 1,
     ):
         from ..synthesis import SynthesisConfig, make_vocoder
-        from ..tokenizer.train import load_tokenizer
+        from ..tokenizer.model import load_tokenizer
         from .asr import WERJudge
         from .sim import SIMJudge
 
@@ -71,7 +71,7 @@ class HeldOutProbe:
         self.tokenizer = load_tokenizer(tokenizer_path)
         self.flow = None
         if flow_path is not None:
-            from ..flow.train import load_flow
+            from ..flow.model import load_flow
 
             self.flow = load_flow(flow_path)
         self.vocoder = make_vocoder(vocoder_spec)

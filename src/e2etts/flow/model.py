@@ -22,6 +22,7 @@ Works in normalized mel space (per-bin buffers mel_mean / mel_std, `set_normaliz
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -344,3 +345,10 @@ class FlowMatchingDecoder(nn.Module):
             return self._solve(*args)
         finally:
             self.train(was_training)
+
+
+def load_flow(path: str | Path) -> FlowMatchingDecoder:
+    from ..checkpoint import load_model
+
+    model, _ = load_model(path, "flow", FlowMatchingDecoder, FlowMatchingConfig)
+    return model

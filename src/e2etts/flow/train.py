@@ -9,7 +9,7 @@ from torch import nn
 
 from ..batching import iter_batches, pad
 from ..config import build
-from ..tokenizer.fsq import FSQ
+from ..fsq import FSQ
 from ..tokens import TokenizedSet
 from ..train import TrainTask
 from .model import FlowMatchingConfig, FlowMatchingDecoder
@@ -96,10 +96,3 @@ def build_task(
         evaluate=lambda w: evaluate_flow(w, dev),
         export=lambda w: {"model": w.model.state_dict(), "config": cfg.__dict__},
     )
-
-
-def load_flow(path: str | Path) -> FlowMatchingDecoder:
-    from ..checkpoint import load_model
-
-    model, _ = load_model(path, "flow", FlowMatchingDecoder, FlowMatchingConfig)
-    return model

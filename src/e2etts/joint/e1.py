@@ -31,11 +31,11 @@ from ..flow.model import FlowMatchingConfig, FlowMatchingDecoder
 from ..llm.align import align_log_probs
 from ..llm.interleave import interleave_padded
 from ..llm.model import TextToTokenLM, TextToTokenLMConfig
+from ..metrics import char_error_rate, codebook_stats, speaker_index
 from ..nn import ctc_greedy_decode, ctc_loss
 from ..reward.model import RewardModel, RewardModelConfig
 from ..text import VOCAB_SIZE
 from ..tokenizer.model import SpeechTokenizer, SpeechTokenizerConfig
-from ..tokenizer.train import char_error_rate, codebook_stats
 from ..train import TrainTask
 
 
@@ -55,10 +55,6 @@ class JointE1Config:
     flow_crop_tokens: int = 0
     min_code_usage: float = 0.05  # held-out code usage below this = collapse: stop
     init_tokenizer: bool = True  # start from the cascade tokenizer (saves CPU time)
-
-
-def speaker_index(speakers: list[str]) -> dict[str, int]:
-    return {s: i for i, s in enumerate(sorted(set(speakers)))}
 
 
 def collate_joint(items: list[dict], speakers: dict[str, int]) -> dict:

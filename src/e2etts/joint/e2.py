@@ -169,9 +169,9 @@ def evaluate_e2(model: JointE2, dev: TokenizedSet, speakers: dict, batch_size: i
 def build_task(params: dict, section_name: str, features_dir: Path, tokens_dir: Path,
                llm_init: Path, flow_path: Path, reward_path: Path, tokenizer: Path | None = None) -> TrainTask:
     """tokenizer: the tokens' tokenizer, aligning text to tokens for an interleaved LLM."""
-    from ..flow.train import load_flow
-    from ..llm.train import load_llm
-    from ..reward.train import load_reward
+    from ..flow.model import load_flow
+    from ..llm.model import load_llm
+    from ..reward.model import load_reward
 
     cfg = build(JointE2Config, params[section_name]["objective"], f"{section_name}.objective")
     train = TokenizedSet(features_dir / "train.pt", tokens_dir / "train.pt")
@@ -182,7 +182,7 @@ def build_task(params: dict, section_name: str, features_dir: Path, tokens_dir: 
     if llm.cfg.alignment == "interleaved":
         if tokenizer is None:
             raise UserError(f"{llm_init}: an interleaved LLM; E2 needs the tokens' tokenizer (train joint_e2 --tokenizer)")
-        from ..llm.train import align_set
+        from ..llm.align import align_set
 
         train, dev = align_set(train, tokenizer), align_set(dev, tokenizer)
         end_id = llm.eos_id

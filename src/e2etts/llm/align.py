@@ -10,10 +10,14 @@ leading blanks join the first symbol, so segments tile the tokens exactly.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
+from ..errors import UserError
 from ..nn import length_mask
+from ..tokens import TokenizedSet
 
 _NEG = -1e30
 
@@ -103,3 +107,31 @@ def align_tokens(
         starts += found
         n_fallback += n
     return starts, n_fallback
+
+
+class AlignedSet:
+    """A TokenizedSet whose items also carry `starts` (L,): where each text symbol's speech
+    segment begins (align_tokens above), for the interleaved LLM."""
+
+    def __init__(self, base: TokenizedSet, starts: list):
+        self.base, self.starts = base, starts
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> dict:
+        return {**self.base[i], "starts": self.starts[i]}
+
+
+def align_set(data: TokenizedSet, tokenizer_path: Path) -> AlignedSet:
+    """data aligned by the CTC head of the tokenizer at tokenizer_path (the tokens' own)."""
+    from ..tokenizer.model import load_tokenizer
+
+    tokenizer = load_tokenizer(tokenizer_path)
+    if tuple(tokenizer.cfg.fsq_levels) != tuple(data.fsq_levels):
+        raise UserError(f"{tokenizer_path}: codebook {tokenizer.cfg.fsq_levels} is not the tokens' {data.fsq_levels}")
+    items = [data[i] for i in range(len(data))]
+    starts, n_fallback = align_tokens(tokenizer, [it["tokens"] for it in items], [it["text_ids"] for it in items])
+    if n_fallback:
+        print(f"[llm] {n_fallback} of {len(items)} items had no CTC path; their symbols got equal shares")
+    return AlignedSet(data, starts)

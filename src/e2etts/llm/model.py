@@ -23,14 +23,15 @@ token. Attention is relative, so a padded item sees exactly what it sees unpadde
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..fsq import FSQ
 from ..nn import Transformer, length_mask
 from ..text import VOCAB_SIZE
-from ..tokenizer.fsq import FSQ
 from .interleave import SEP, SPEECH, SYMBOL, SYMBOL_CONTEXT, TEXT
 
 ALIGNMENTS = ("prefix", "interleaved")
@@ -452,3 +453,10 @@ class TextToTokenLM(nn.Module):
                 h, _ = self.transformer(x)
             pos += 1
         return torch.tensor(new, dtype=torch.long, device=device)
+
+
+def load_llm(path: str | Path) -> TextToTokenLM:
+    from ..checkpoint import load_model
+
+    model, _ = load_model(path, "llm", TextToTokenLM, TextToTokenLMConfig)
+    return model

@@ -12,6 +12,7 @@ from ..errors import UserError
 from ..text import VOCAB_SIZE
 from ..tokens import TokenizedSet
 from ..train import TrainTask
+from .align import align_set
 from .interleave import collate_interleaved
 from .model import TextToTokenLM, TextToTokenLMConfig
 
@@ -43,35 +44,6 @@ class LLMTraining(nn.Module):
         )
         log["guided_attn"] = float(penalty.detach())
         return ce + weight * penalty, log
-
-
-class AlignedSet:
-    """A TokenizedSet whose items also carry `starts` (L,): where each text symbol's speech
-    segment begins (llm/align.py), for the interleaved LLM."""
-
-    def __init__(self, base: TokenizedSet, starts: list):
-        self.base, self.starts = base, starts
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, i: int) -> dict:
-        return {**self.base[i], "starts": self.starts[i]}
-
-
-def align_set(data: TokenizedSet, tokenizer_path: Path) -> AlignedSet:
-    """data aligned by the CTC head of the tokenizer at tokenizer_path (the tokens' own)."""
-    from ..tokenizer.train import load_tokenizer
-    from .align import align_tokens
-
-    tokenizer = load_tokenizer(tokenizer_path)
-    if tuple(tokenizer.cfg.fsq_levels) != tuple(data.fsq_levels):
-        raise UserError(f"{tokenizer_path}: codebook {tokenizer.cfg.fsq_levels} is not the tokens' {data.fsq_levels}")
-    items = [data[i] for i in range(len(data))]
-    starts, n_fallback = align_tokens(tokenizer, [it["tokens"] for it in items], [it["text_ids"] for it in items])
-    if n_fallback:
-        print(f"[llm] {n_fallback} of {len(items)} items had no CTC path; their symbols got equal shares")
-    return AlignedSet(data, starts)
 
 
 def evaluate_llm(model: TextToTokenLM, dev, batch_size: int = 16) -> dict:
@@ -136,13 +108,3 @@ def build_task(
         evaluate=lambda w: evaluate_llm(w.model, dev),
         export=lambda w: {"model": w.model.state_dict(), "config": cfg.__dict__},
     )
-
-
-def load_llm(path: str | Path) -> TextToTokenLM:
-    from ..checkpoint import load_model
-
-    model, _ = load_model(path, "llm", TextToTokenLM, TextToTokenLMConfig)
-    return model
-
-
-

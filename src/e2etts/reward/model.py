@@ -11,6 +11,7 @@ can train the LLM through Gumbel-softmax samples (E2E stage 3).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -80,3 +81,10 @@ class RewardModel(nn.Module):
         self, out: dict[str, torch.Tensor], lens: torch.Tensor
     ) -> list[list[int]]:
         return ctc_greedy_decode(out["ctc_logits"], lens)
+
+
+def load_reward(path: str | Path) -> tuple[RewardModel, dict]:
+    from ..checkpoint import load_model
+
+    model, ckpt = load_model(path, "reward", RewardModel, RewardModelConfig)
+    return model, ckpt["speakers"]

@@ -13,10 +13,9 @@ from torch import nn
 
 from ..batching import iter_batches, pad
 from ..config import build
-from ..joint.e1 import speaker_index
+from ..fsq import FSQ
+from ..metrics import char_error_rate, speaker_index
 from ..text import VOCAB_SIZE
-from ..tokenizer.fsq import FSQ
-from ..tokenizer.train import char_error_rate
 from ..tokens import TokenizedSet
 from ..train import TrainTask
 from .model import RewardModel, RewardModelConfig
@@ -88,10 +87,3 @@ def build_task(params: dict, features_dir: Path, tokens_dir: Path, init: Path | 
         evaluate=lambda w: evaluate_reward(w, dev, speakers),
         export=lambda w: {"model": w.model.state_dict(), "config": cfg.__dict__, "speakers": speakers},
     )
-
-
-def load_reward(path: str | Path) -> tuple[RewardModel, dict]:
-    from ..checkpoint import load_model
-
-    model, ckpt = load_model(path, "reward", RewardModel, RewardModelConfig)
-    return model, ckpt["speakers"]

@@ -14,14 +14,15 @@ lie beyond the real mel and are excluded from its loss.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..fsq import FSQ
 from ..nn import MelNormalizer, Transformer, ctc_greedy_decode, ctc_loss, length_mask
 from ..text import VOCAB_SIZE
-from .fsq import FSQ
 
 SUBSAMPLE = 4
 
@@ -115,3 +116,10 @@ class SpeechTokenizer(nn.Module):
     def greedy_ctc_decode(self, out: dict[str, torch.Tensor]) -> list[list[int]]:
         """-> per item, the recognized text ids (blanks and repeats removed)."""
         return ctc_greedy_decode(out["ctc_logits"], out["token_lens"])
+
+
+def load_tokenizer(path: str | Path) -> SpeechTokenizer:
+    from ..checkpoint import load_model
+
+    model, _ = load_model(path, "tokenizer", SpeechTokenizer, SpeechTokenizerConfig)
+    return model

@@ -10,6 +10,7 @@ from torch import nn
 from ..batching import iter_batches, pad
 from ..config import build
 from ..data.features import FeatureSet
+from ..metrics import char_error_rate, codebook_stats
 from ..text import VOCAB_SIZE
 from ..train import TrainTask
 from .model import SpeechTokenizer, SpeechTokenizerConfig
@@ -32,28 +33,6 @@ class TokenizerCTCTraining(nn.Module):
         out = self.model(batch["mel"], batch["mel_lens"])
         loss = self.model.ctc_loss(out, batch["text"], batch["text_lens"])
         return loss, {"ctc": float(loss.detach())}
-
-
-def codebook_stats(indices: torch.Tensor, codebook_size: int) -> dict[str, float]:
-    """Fraction of codes used and perplexity (exp entropy) of the code histogram."""
-    counts = torch.bincount(indices.flatten(), minlength=codebook_size).float()
-    probs = counts / counts.sum().clamp(min=1)
-    entropy = -(probs[probs > 0] * probs[probs > 0].log()).sum()
-    return {
-        "code_usage": float((counts > 0).float().mean()),
-        "code_perplexity": float(entropy.exp()),
-        "code_entropy_bits": float(entropy / torch.log(torch.tensor(2.0))),
-    }
-
-
-def char_error_rate(refs: list[list[int]], hyps: list[list[int]]) -> float:
-    import jiwer
-
-    from ..text import decode
-
-    ref_text = [decode(r) for r in refs]
-    hyp_text = [decode(h) for h in hyps]
-    return float(jiwer.cer(ref_text, hyp_text))
 
 
 def evaluate_tokenizer(model: SpeechTokenizer, dev: FeatureSet, batch_size: int = 16) -> dict:
@@ -85,13 +64,6 @@ def build_task(section: dict, features_dir: Path) -> TrainTask:
         evaluate=lambda w: evaluate_tokenizer(w.model, dev),
         export=lambda w: {"model": w.model.state_dict(), "config": cfg.__dict__},
     )
-
-
-def load_tokenizer(path: str | Path) -> SpeechTokenizer:
-    from ..checkpoint import load_model
-
-    model, _ = load_model(path, "tokenizer", SpeechTokenizer, SpeechTokenizerConfig)
-    return model
 
 
 @torch.no_grad()

@@ -80,10 +80,3 @@ def build_task(section: dict, manifest_dir: Path) -> TrainTask:
         evaluate=lambda w: evaluate_vocoder(w.model, dev),
         export=lambda w: {"model": w.model.state_dict(), "config": cfg.__dict__},
     )
-
-
-def load_vocoder(path: str | Path) -> VocosVocoder:
-    from ..checkpoint import load_model
-
-    model, _ = load_model(path, "vocoder", VocosVocoder, VocosConfig)
-    return model

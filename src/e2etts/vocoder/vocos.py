@@ -13,6 +13,7 @@ Frame rule (matches e2etts.audio.log_mel, centered STFT, frames = samples // 160
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -152,3 +153,10 @@ class VocosVocoder(nn.Module):
         mel_l1 = ((mel_hat - mel).abs() * fmask).sum() / (fmask.sum() * self.cfg.n_mels)
         total = sc + lm + self.cfg.mel_loss_weight * mel_l1
         return total, {"sc": sc.detach(), "log_mag": lm.detach(), "mel_l1": mel_l1.detach()}
+
+
+def load_vocoder(path: str | Path) -> VocosVocoder:
+    from ..checkpoint import load_model
+
+    model, _ = load_model(path, "vocoder", VocosVocoder, VocosConfig)
+    return model

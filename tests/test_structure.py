@@ -1,0 +1,77 @@
+"""Component boundaries (issue 19): a component package depends on shared modules and on
+other components' models, never on another component's training code or on joint/; the
+inference side (synthesis, evaluation) loads models without importing training code."""
+
+import ast
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "e2etts"
+COMPONENTS = ("tokenizer", "llm", "flow", "reward", "vocoder")
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Absolute names of every module `path` imports, at any depth of the file (imports
+    inside functions count: they run too)."""
+    module = _module_name(path)
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)  # `from .x import train`
+    return {name for name in found if name.startswith("e2etts")}
+
+
+def _violations() -> list[str]:
+    bad = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = _module_name(path)
+        parts = module.split(".")
+        own = parts[1] if len(parts) > 2 and parts[1] in COMPONENTS else None
+        inference = module in ("e2etts.synthesis",) or module.startswith("e2etts.evaluate")
+        for name in sorted(_imports(path)):
+            target = name.split(".")
+            if own and target[1:2] == ["joint"]:
+                bad.append(f"{module} imports {name} (joint/ from a component)")
+            if len(target) > 2 and target[1] in COMPONENTS and target[2] == "train":
+                if own and target[1] != own:
+                    bad.append(f"{module} imports {name} (another component's training code)")
+                if inference:
+                    bad.append(f"{module} imports {name} (training code on the inference side)")
+    return bad
+
+
+def test_no_component_imports_another_components_training_code_or_joint():
+    assert _violations() == []
+
+
+def test_the_walker_sees_a_violation(tmp_path, monkeypatch):
+    """The check can fail: a component module importing joint/ and another's train module,
+    absolutely and relatively, inside a function too."""
+    fake = tmp_path / "e2etts"
+    (fake / "reward").mkdir(parents=True)
+    (fake / "reward" / "bad.py").write_text(
+        "from ..joint.e1 import JointE1\n"
+        "def f():\n    from e2etts.tokenizer.train import build_task\n"
+        "    from ..llm import train\n"
+    )
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", fake)
+    assert _violations() == [
+        "e2etts.reward.bad imports e2etts.joint.e1 (joint/ from a component)",
+        "e2etts.reward.bad imports e2etts.joint.e1.JointE1 (joint/ from a component)",
+        "e2etts.reward.bad imports e2etts.llm.train (another component's training code)",
+        "e2etts.reward.bad imports e2etts.tokenizer.train (another component's training code)",
+        "e2etts.reward.bad imports e2etts.tokenizer.train.build_task (another component's training code)",
+    ]
