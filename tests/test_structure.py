@@ -75,3 +75,18 @@ def test_the_walker_sees_a_violation(tmp_path, monkeypatch):
         "e2etts.reward.bad imports e2etts.tokenizer.train (another component's training code)",
         "e2etts.reward.bad imports e2etts.tokenizer.train.build_task (another component's training code)",
     ]
+
+
+def test_every_job_rule_has_a_log_and_a_benchmark():
+    """snakemake-workflows' convention: a rule that runs something says where its output
+    and its time and memory go (`log:`, `benchmark:`); aggregate targets run nothing."""
+    import re
+
+    rules = PACKAGE.parents[1] / "workflow" / "rules"
+    missing = []
+    for smk in sorted(rules.glob("*.smk")):
+        for block in re.split(r"\n(?=rule \w+:)", smk.read_text()):
+            name = re.match(r"rule (\w+):", block)
+            if name and re.search(r"\n    (shell|run|script):", block):
+                missing += [f"{smk.name}:{name.group(1)} lacks {d}" for d in ("log:", "benchmark:") if f"\n    {d}" not in block]
+    assert missing == []

@@ -92,7 +92,3 @@ def log_mel(wav: torch.Tensor, cfg: MelConfig = MelConfig()) -> torch.Tensor:
     """
     mel = _mel_transform(cfg).to(wav.device)(wav.float())
     return torch.log(torch.clamp(mel, min=cfg.log_floor)).transpose(-1, -2).contiguous()
-
-
-def n_frames(n_samples: int, cfg: MelConfig = MelConfig()) -> int:
-    return n_samples // cfg.hop_length + 1

@@ -18,10 +18,3 @@ def iter_batches(dataset, batch_size: int, collate):
     """Held-out evaluation order: consecutive items, the last batch possibly short."""
     for start in range(0, len(dataset), batch_size):
         yield collate([dataset[i] for i in range(start, min(len(dataset), start + batch_size))])
-
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The module inside DDP / torch.compile wrappers."""
-    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
-        model = getattr(model, "module", None) or model._orig_mod
-    return model

@@ -9,7 +9,6 @@ Layout of a component directory (results/checkpoints/<system>/<component>/):
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import torch
@@ -62,11 +61,6 @@ def load_model_file(path: str | Path, expected_kind: str | None = None) -> dict:
             f"{path}: checkpoint holds a '{ckpt['kind']}' model, expected '{expected_kind}'"
         )
     return ckpt
-
-
-def step_of(path: Path) -> int:
-    match = re.search(r"step_(\d+)\.pt$", str(path))
-    return int(match.group(1)) if match else -1
 
 
 def load_model(path: str | Path, kind: str, model_cls, config_cls):

@@ -18,6 +18,8 @@ rule benchmark:
         CONDA_ENV
     log:
         "logs/bench/bench_{device}.log",
+    benchmark:
+        "benchmarks/bench/bench_{device}.tsv",
     shell:
         "python -m e2etts.bench --params params.yaml --device {wildcards.device}"
         " --threads {threads} --batch {params.batch} --out {output.figures} > {log} 2>&1"

@@ -44,6 +44,8 @@ rule extract_tokens:
         CONDA_ENV
     log:
         "logs/{system}/extract_tokens.log",
+    benchmark:
+        "benchmarks/{system}/extract_tokens.tsv",
     shell:
         "e2etts extract-tokens --tokenizer {input.tokenizer} --features {input.features}"
         " --out {output.tokens} --threads {threads} > {log} 2>&1"
@@ -156,6 +158,8 @@ rule assemble_system:
         CONDA_ENV
     log:
         "logs/{system}/assemble.log",
+    benchmark:
+        "benchmarks/{system}/assemble.tsv",
     shell:
         "e2etts assemble-system --params {params.cfg:q} --name {wildcards.system}"
         " --tokenizer {input.tokenizer} --llm {input.llm} --flow {input.flow}"

@@ -91,6 +91,8 @@ rule speaker_check:
         CONDA_ENV
     log:
         "logs/data/speaker_check.log",
+    benchmark:
+        "benchmarks/data/speaker_check.tsv",
     shell:
         "e2etts speaker-check --manifests {input.manifests} --per-speaker {params.per_speaker}"
         " --seed {params.seed} --out {output.report} > {log} 2>&1"
@@ -112,6 +114,8 @@ rule make_dev_items:
         CONDA_ENV
     log:
         "logs/data/make_dev_items.log",
+    benchmark:
+        "benchmarks/data/make_dev_items.tsv",
     shell:
         "e2etts make-items --test {input.dev} --train {input.train} --n-items {params.n_items}"
         " --seed {params.seed} --out {output.dev_items} > {log} 2>&1"

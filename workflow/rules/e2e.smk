@@ -48,6 +48,8 @@ rule export_joint_e1:
         CONDA_ENV
     log:
         "logs/e2e_tok/export_joint_e1.log",
+    benchmark:
+        "benchmarks/e2e_tok/export_joint_e1.tsv",
     shell:
         "e2etts export-components --checkpoint {input.model} --out-dir {params.out_dir} > {log} 2>&1"
 
@@ -62,6 +64,8 @@ rule frozen_e1_tokenizer:
         CONDA_ENV
     log:
         "logs/e2e_tok/frozen_tokenizer.log",
+    benchmark:
+        "benchmarks/e2e_tok/frozen_tokenizer.tsv",
     shell:
         "cp {input} {output} 2> {log}"
 

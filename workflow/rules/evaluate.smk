@@ -22,6 +22,8 @@ rule make_items:
         CONDA_ENV
     log:
         "logs/eval/make_items.log",
+    benchmark:
+        "benchmarks/eval/make_items.tsv",
     shell:
         "e2etts make-items --test {input.test} --train {input.train} --n-items {params.n_items}"
         " --seed {params.seed} --out {output.test_items} > {log} 2>&1"
@@ -64,6 +66,8 @@ rule topline_gt:
         CONDA_ENV
     log:
         "logs/eval/topline_gt.log",
+    benchmark:
+        "benchmarks/eval/topline_gt.tsv",
     shell:
         "e2etts topline gt --items {input.test_items} --out-dir {params.out_dir} > {log} 2>&1"
 
@@ -83,6 +87,8 @@ rule topline_gt_vocoded:
         CONDA_ENV
     log:
         "logs/eval/topline_gt_vocoded.log",
+    benchmark:
+        "benchmarks/eval/topline_gt_vocoded.tsv",
     shell:
         "e2etts topline gt_vocoded --items {input.test_items} --params {params.cfg:q}"
         " {params.vocoder_arg} --out-dir {params.out_dir} > {log} 2>&1"
@@ -103,6 +109,8 @@ rule topline_resynth:
         CONDA_ENV
     log:
         "logs/eval/topline_resynth_{system}.log",
+    benchmark:
+        "benchmarks/eval/topline_resynth_{system}.tsv",
     shell:
         "e2etts topline resynth --items {input.test_items} --system {params.system_dir}"
         " --seed {params.seed} --out-dir {params.out_dir} > {log} 2>&1"
@@ -150,6 +158,8 @@ rule summarize:
         CONDA_ENV
     log:
         "logs/eval/summarize.log",
+    benchmark:
+        "benchmarks/eval/summarize.tsv",
     shell:
         "e2etts summarize --metrics {input.metrics} --token-stats {input.token_stats}"
         " --tokenizer-of {params.tokenizer_of} --out {output.summary} > {log} 2>&1"
@@ -171,6 +181,8 @@ rule report:
         CONDA_ENV
     log:
         "logs/eval/report.log",
+    benchmark:
+        "benchmarks/eval/report.tsv",
     shell:
         "e2etts report --summary {input.summary} --items {input.test_items}"
         " --metrics-dir results/metrics/systems --samples-dir results/samples"
