@@ -53,7 +53,8 @@ class HeldOutProbe:
         synthesis: dict,
         eval_section: dict,
         seed: int = 0,
-        text_frontend: str = "phones",
+        *,
+        text_frontend: str,
         asr_model: str | None = "tiny.en",
         asr_beam_size: int = 1,
     ):
@@ -147,9 +148,11 @@ def symbol_error_rate(refs: list[list[int]], hyps: list[list[int]]) -> float:
 
 
 def build_probe(mode: str, curves: dict, params: dict, tokenizer: str, flow: str | None,
-                items_path: str, text_frontend: str = "phones") -> HeldOutProbe:
+                items_path: str, text_frontend: str) -> HeldOutProbe:
     """The probe for one component from the params sections (curves, synthesis, eval,
-    vocoder) and the fixed dev list written by `e2etts make-items --split dev`."""
+    vocoder) and the fixed dev list (`data/manifests/dev_items.tsv`, rule make_dev_items:
+    `e2etts make-items` over the dev manifest). text_frontend: the features' own (no default
+    here to disagree with the schema's)."""
     from ..synthesis import vocoder_spec
 
     items = pd.read_csv(items_path, sep="\t", keep_default_na=False)
