@@ -149,8 +149,8 @@ def token_stats(
 def token_file_stats(path, n_shuffles: int = N_SHUFFLES, seed: int = 0) -> dict[str, float | int]:
     """``token_stats`` of one token file (``data/tokens/<system>/<split>.pt``: {"utt_id",
     "tokens": [LongTensor (T_i,)], "fsq_levels"}), plus the codebook figures the extraction
-    step used to write (``code_usage``, ``code_perplexity``, ``code_entropy_bits``; computed
-    as before by ``tokenizer.train.codebook_stats``, so their values do not move)."""
+    step used to write (``code_usage``, ``code_perplexity``, ``code_entropy_bits``; by
+    ``metrics.codebook_stats``, the same function as before, so their values do not move)."""
     from .metrics import codebook_stats
 
     payload = torch.load(path, map_location="cpu", weights_only=False)

