@@ -209,6 +209,33 @@ def markdown_table(rows: list[dict[str, str]]) -> str:
 
 
 # ---------------------------------------------------------------------------- SVG charts
+def _flagged_note(col: str, val: str) -> str:
+    """The comparison table's cell text: the note of an unintelligible row is flagged."""
+    if col == "note" and "unintelligible" in val:
+        return f"<span class='flag'>{_esc(val)}</span>"
+    return _esc(val)
+
+
+def _html_table(
+    rows: list[dict[str, str]],
+    text_cols: tuple[str, ...],
+    row_classes: list[str] | None = None,
+    show=lambda col, val: _esc(val),
+) -> list[str]:
+    """rows (the same keys each) -> the page lines of an HTML table (header row, one line per
+    row, "</table>"); columns not in text_cols are numbers (class 'num', right-aligned);
+    row_classes gives each <tr> a class; show(col, val) -> the cell's HTML."""
+    lines = ["<table><tr>" + "".join(f"<th>{_esc(c)}</th>" for c in rows[0]) + "</tr>"]
+    for i, r in enumerate(rows):
+        cells = []
+        for col, val in r.items():
+            klass = "" if col in text_cols else " class='num'"
+            cells.append(f"<td{klass}>{show(col, val)}</td>")
+        tr = "<tr>" if row_classes is None else f"<tr class='{row_classes[i]}'>"
+        lines.append(tr + "".join(cells) + "</tr>")
+    return [*lines, "</table>"]
+
+
 def _nice_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
     if not hi > lo:
         hi = lo + 1.0
@@ -532,24 +559,11 @@ def build_report(
         "<h2>Comparison</h2>",
     ]
     if rows:
-        page.append("<table><tr>" + "".join(f"<th>{_esc(c)}</th>" for c in rows[0]) + "</tr>")
-        for r, name in zip(rows, summary, strict=True):
-            cls = (
-                "flagged"
-                if summary[name].get("unintelligible")
-                else ("topline" if summary[name].get("topline") else "")
-            )
-            cells = []
-            for col, val in r.items():
-                klass = "" if col in ("system", "note") else " class='num'"
-                shown = (
-                    f"<span class='flag'>{_esc(val)}</span>"
-                    if col == "note" and "unintelligible" in val
-                    else _esc(val)
-                )
-                cells.append(f"<td{klass}>{shown}</td>")
-            page.append(f"<tr class='{cls}'>" + "".join(cells) + "</tr>")
-        page.append("</table>")
+        row_classes = [
+            "flagged" if summary[name].get("unintelligible") else ("topline" if summary[name].get("topline") else "")
+            for name in summary
+        ]
+        page += _html_table(rows, text_cols=("system", "note"), row_classes=row_classes, show=_flagged_note)
     flags = _flag_lines(summary)
     if flags:
         page.append(
@@ -558,16 +572,8 @@ def build_report(
     tok_rows = token_rows(summary)
     if tok_rows:
         page.append("<h2>Token diagnostics</h2>")
-        page.append("<table><tr>" + "".join(f"<th>{_esc(c)}</th>" for c in tok_rows[0]) + "</tr>")
-        for r in tok_rows:
-            cells = [
-                f"<td>{_esc(v)}</td>"
-                if col in ("tokenizer", "used by", "split")
-                else f"<td class='num'>{_esc(v)}</td>"
-                for col, v in r.items()
-            ]
-            page.append("<tr>" + "".join(cells) + "</tr>")
-        page.append(f"</table><p class='note'>{_esc(TOKEN_NOTE)}</p>")
+        table = _html_table(tok_rows, text_cols=("tokenizer", "used by", "split"))
+        page += [*table[:-1], f"{table[-1]}<p class='note'>{_esc(TOKEN_NOTE)}</p>"]
     page.append("<h2>WER and SIM</h2><div class='charts'>")
     page.append(bar_chart(summary, "wer", "WER (95% CI), lower is better", True))
     page.append(bar_chart(summary, "sim", "SIM (95% CI), higher is better", False))
