@@ -437,6 +437,36 @@ def cmd_report(args) -> None:
     build_report(summary, per_utt, items, wav_dirs, curves, Path(args.out_dir), n_audio=args.n_audio)
 
 
+def cmd_plan(args) -> None:
+    from .atomic import write_json
+    from .config import load_params
+    from .plan import Assumptions, format_plan, make_plan, profile_nproc
+
+    params = load_params(args.params, args.configfile)
+    assumptions = Assumptions(card=args.card, mfu=args.mfu, device="cuda")
+    if args.corpus_hours is not None:
+        assumptions.corpus_hours = args.corpus_hours
+    if args.corpus_utterances is not None:
+        assumptions.corpus_utterances = args.corpus_utterances
+    plan = make_plan(params, assumptions, profile_nproc(args.profile))
+    print(format_plan(plan))
+    if args.json:
+        write_json(args.json, plan)
+
+
+def cmd_plan_check(args) -> None:
+    from .config import load_params
+    from .dryrun import check_plan, format_check
+
+    params = load_params(args.params, args.configfile)
+    results = check_plan(params, Path(args.corpus), args.units, args.batch, args.seconds)
+    print(format_check(results))
+    if args.json:
+        from .atomic import write_json
+
+        write_json(args.json, results)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="e2etts", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -570,6 +600,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-logs-dir", default="results/train_logs", help="<system>/<component>/*_log.tsv")
     p.add_argument("--n-audio", type=int, default=5, help="test items with audio players")
     p.add_argument("--out-dir", required=True)
+
+    # Kept literal: importing plan (torch) here would precede pin_kernel_paths' effect.
+    cards = ["a100-sxm", "h100-sxm", "h200"]
+    units = ["tokenizer", "llm", "flow", "reward", "joint_e1", "joint_e2"]
+    p = add("plan", cmd_plan, "parameters, FLOPs, memory and device-hours of a configuration")
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--configfile", nargs="*", default=[], help="overrides merged over --params, in order")
+    p.add_argument("--profile", default=None, help="Snakemake profile directory: resources.nproc per rule")
+    p.add_argument("--card", choices=cards, default="h200")
+    p.add_argument("--mfu", type=float, default=0.35, help="assumed model-FLOPs utilization")
+    p.add_argument("--corpus-hours", type=float, default=None, help="default: LibriTTS train subsets")
+    p.add_argument("--corpus-utterances", type=int, default=None)
+    p.add_argument("--json", default=None, help="also write the plan here")
+
+    p = add("plan-check", cmd_plan_check, "dry run: one measured training step per component vs the plan")
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--configfile", nargs="*", default=[], help="overrides merged over --params, in order")
+    p.add_argument("--corpus", required=True, help="a LibriTTS-layout directory (a few utterances)")
+    p.add_argument("--units", nargs="+", default=units, choices=units)
+    p.add_argument("--batch", type=int, default=1, help="utterances in the measured batch")
+    p.add_argument("--seconds", type=float, default=3.0, help="audio per utterance (cut or tiled)")
+    p.add_argument("--json", default=None)
     return parser
 
 
