@@ -107,7 +107,13 @@ RATES = {
 MODULE_RATES = {"tokenizer": {"subsample.1": "half_mel", "subsample.3": "token"}}
 
 
+# adaLN modulation (TransformerBlock.ada) reads the conditioning vector: once per utterance.
+PER_UTTERANCE = (".ada.",)
+
+
 def rate_of(component: str, name: str, table: dict | None = None) -> str:
+    if any(part in f".{name}." for part in PER_UTTERANCE):
+        return "utt"
     table = {**RATES[component], **MODULE_RATES.get(component, {})} if table is None else table
     best = max((p for p in table if name == p or name.startswith(p + ".")), key=len, default=None)
     if best is None:
@@ -195,10 +201,13 @@ def stack_activation_bytes(stack: Transformer, T: int, batch: int, compute_bytes
     gated branches (2 d). Dropout keeps one mask per dropped tensor (2 d): bool on CUDA,
     float on CPU. Per layer and sequence the fused kernel keeps the mask converted to the
     compute dtype (T^2); the CPU math path keeps three fp32 H x T x T tensors instead.
-    The final LayerNorm keeps its fp32 input (d)."""
+    The final LayerNorm keeps its fp32 input (d). A frozen stack (training=False: eval
+    mode, weights without gradients, gradients only passing through to its input) keeps no
+    Linear inputs: of the 17 d, the qkv output, q, k, the attention output and the GELU
+    input remain (10 d)."""
     n_layers, d, n_heads, ada = _stack_dims(stack)
     dropout = stack.blocks[0].drop.p if training else 0.0
-    per_position = 2 * d * 4 + 17 * d * compute_bytes
+    per_position = 2 * d * 4 + (17 if training else 10) * d * compute_bytes
     if ada:
         per_position += 2 * d * 4 + 2 * d * compute_bytes
     if dropout > 0:
@@ -216,7 +225,7 @@ def activation_bytes(component: str, model: nn.Module, lengths: Lengths, batch: 
 
     Transformer stacks: `stack_activation_bytes`. Every other module by what it saves:
     Linear and Conv1d their input (compute dtype; a strided conv's input runs at stride x
-    its output rate), LayerNorm its input (fp32), GELU/SiLU their input (the width of the
+    its output rate; nothing when frozen), LayerNorm its input (fp32), GELU/SiLU their input (the width of the
     layer before them). Losses: the log-softmax output (fp32) of each cross-entropy / CTC
     head, CTC's forward variables (S x (2 L + 1), fp32), and the flow's two squared-error
     differences (2 x n_mels per frame, fp32). Elementwise masking and the small per-utterance
@@ -232,12 +241,15 @@ def activation_bytes(component: str, model: nn.Module, lengths: Lengths, batch: 
                 T = lengths.positions(rate_of(component, name))
                 total += stack_activation_bytes(m, T, batch, compute_bytes, device, training)
             continue
+        # A frozen Linear or Conv1d (no weight gradient) keeps nothing.
         if isinstance(m, nn.Linear):
-            total += batch * lengths.positions(rate_of(component, name)) * m.in_features * compute_bytes
+            if training:
+                total += batch * lengths.positions(rate_of(component, name)) * m.in_features * compute_bytes
             width = m.out_features
         elif isinstance(m, nn.Conv1d):
-            positions = lengths.positions(rate_of(component, name)) * m.stride[0]
-            total += batch * positions * m.in_channels * compute_bytes
+            if training:
+                positions = lengths.positions(rate_of(component, name)) * m.stride[0]
+                total += batch * positions * m.in_channels * compute_bytes
             width = m.out_channels
         elif isinstance(m, nn.LayerNorm):
             total += batch * lengths.positions(rate_of(component, name)) * m.normalized_shape[0] * 4

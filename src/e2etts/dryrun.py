@@ -1,0 +1,315 @@
+"""Dry run of the plan (`e2etts plan-check`): one measured training step per component and
+end-to-end stage on real audio in the LibriTTS layout, next to the plan's estimate for the
+same shapes.
+
+Each unit runs in a fresh subprocess (`python -m e2etts.dryrun`, one torch thread) that
+mirrors train.fit's step: forward under the section's precision, zero_grad, backward, clip,
+AdamW step. Step 1 allocates AdamW's moments; step 2, the steady state every later step is
+in, is measured by the process's resident set: Linux's peak (VmHWM) is reset through
+/proc/self/clear_refs before the forward and before the backward. glibc is told to return
+freed memory at once (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_), so the resident set
+follows live tensors. Three figures are compared with the plan (plan.stage_estimate, CPU
+kernels, nproc 1):
+
+- static: resident growth from before the models were built to the start of step 2
+  (weights, AdamW moments and step 1's gradients, which train.fit frees only after the
+  next forward) against weights + gradients + AdamW;
+- activations: growth during step 2's forward, against the activation model (plus bf16
+  weight copies under bf16 autocast);
+- peak: the highest resident set of step 2 above the start, against the plan's total.
+
+A third step runs under torch.utils.flop_counter.FlopCounterMode (matmuls, convolutions,
+attention) for the FLOPs next to the plan's.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .errors import UserError
+
+UNITS = ("tokenizer", "llm", "flow", "reward", "joint_e1", "joint_e2")
+# The params section whose `train` each unit uses (joint_e2: the full variant, flow and
+# reward model both frozen).
+TRAIN_SECTION = {"tokenizer": "tokenizer", "llm": "llm", "flow": "flow", "reward": "reward",
+                 "joint_e1": "joint_e1", "joint_e2": "joint_e2_full"}
+CLEAR_REFS = "/proc/self/clear_refs"
+
+
+# ---- measurement (child process) -----------------------------------------------------------
+
+def _rss() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _reset_peak() -> None:
+    with open(CLEAR_REFS, "w") as fh:
+        fh.write("5")  # resets VmHWM to the current resident set (Linux >= 4.0)
+
+
+def _peak() -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def load_batch(corpus: Path, batch: int, seconds: float, frontend: str) -> dict:
+    """The first `batch` utterances (by id) of a LibriTTS-layout directory, each tiled or
+    cut to `seconds` -> mel (B, T, 80), mel_lens (B,), text (B, L), text_lens (B,),
+    speaker names, utt_ids."""
+    import torch
+
+    from .audio import load_wav, log_mel
+    from .batching import pad
+    from .data.readers import read_libritts
+    from .text import encode_text
+
+    rows = read_libritts(corpus).sort_values("utt_id").head(batch)
+    if len(rows) < batch:
+        raise UserError(f"{corpus}: {len(rows)} utterances, the dry run asked for {batch}")
+    mels, texts = [], []
+    n = int(seconds * 16000)
+    for row in rows.itertuples():
+        wav = load_wav(row.wav)
+        wav = wav.repeat(-(-n // wav.numel()))[:n]  # tile a short clip, cut a long one
+        mels.append(log_mel(wav))
+        texts.append(torch.tensor(encode_text(row.text, frontend), dtype=torch.long))
+    mel, mel_lens = pad(mels)
+    text, text_lens = pad(texts)
+    return {"mel": mel, "mel_lens": mel_lens, "text": text, "text_lens": text_lens,
+            "speakers": list(rows.speaker), "utt_ids": list(rows.utt_id)}
+
+
+def build_unit(unit: str, params: dict, data: dict):
+    """-> (module holding the trainable parameters, loss(module) -> scalar, shapes dict)."""
+    import torch
+
+    from .config import build
+    from .joint.e1 import JointE1, JointE1Config, build_models
+    from .joint.e2 import JointE2, JointE2Config
+    from .llm.align import uniform_starts
+    from .llm.interleave import interleave_padded
+    from .tokenizer.model import token_lengths
+
+    speakers = {s: i for i, s in enumerate(sorted(set(data["speakers"])))}
+    frontend = params["data"].get("text_frontend", "chars")
+    mel, mel_lens = data["mel"], data["mel_lens"]
+    stats = (mel.reshape(-1, mel.shape[-1]).mean(0), mel.reshape(-1, mel.shape[-1]).std(0))
+    tokenizer, flow, llm, reward = build_models(params, len(speakers), stats, frontend)
+    text, text_lens = data["text"], data["text_lens"]
+    speaker = torch.tensor([speakers[s] for s in data["speakers"]])
+    token_lens = token_lengths(mel_lens)
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, tokenizer.fsq.codebook_size, (len(mel), int(token_lens.max())), generator=g)
+    vectors = tokenizer.fsq.indices_to_vectors(tokens)
+    interleaved = llm.cfg.alignment == "interleaved"
+    # Speech tokens are random codes: memory and FLOPs depend on shapes, not on values.
+    starts = [torch.from_numpy(uniform_starts(int(s), int(n))) for s, n in zip(token_lens, text_lens, strict=True)]
+
+    def units_batch():
+        # keys fix the prompt split per utterance, so both measured steps see the same shapes.
+        return interleave_padded(text, text_lens, tokens, token_lens, starts, llm.eos_id, keys=data["utt_ids"])
+
+    S, L = int(token_lens.max()), int(text_lens.max())
+    shapes = {"mel": int(mel.shape[1]), "tokens": S, "text": L, "units": L + 1 + S, "flow_tokens": S}
+    if interleaved:
+        shapes["units"] = int(units_batch()["kinds"].shape[1])
+    if unit == "tokenizer":
+        return tokenizer, lambda m: m.ctc_loss(m(mel, mel_lens), text, text_lens), shapes
+    if unit == "llm":
+        if interleaved:
+            units = units_batch()
+            return llm, lambda m: m.loss_units(units)[0], shapes
+        return llm, lambda m: m.loss(text, text_lens, None, token_lens, tokens)[0], shapes
+    if unit == "flow":
+        crop = int(params["flow"].get("crop_tokens", 0) or 0)
+        f_mel, f_lens, f_vec, f_tok = mel, mel_lens, vectors, token_lens
+        if crop and S > crop:  # the first window: its shapes are what any window has
+            f_mel, f_vec = mel[:, : 4 * crop], vectors[:, :crop]
+            f_lens, f_tok = mel_lens.clamp(max=4 * crop), token_lens.clamp(max=crop)
+        shapes["flow_tokens"] = int(f_vec.shape[1])
+        return flow, lambda m: m.loss(f_mel, f_lens, f_vec, f_tok, generator=torch.Generator().manual_seed(1)), shapes
+    if unit == "reward":
+        return reward, lambda m: m.loss(m(vectors, token_lens), token_lens, text, text_lens, speaker)[0], shapes
+    if unit == "joint_e1":
+        cfg = build(JointE1Config, params["joint_e1"]["objective"], "joint_e1.objective")
+        crop = cfg.flow_crop_tokens
+        shapes["flow_tokens"] = min(S, crop) if crop else S
+        if interleaved:  # E1 draws its own prompt split: plan for the longest (k = 0)
+            shapes["units"] = 2 * L + 1 + S
+        batch = {"mel": mel, "mel_lens": mel_lens, "text": text, "text_lens": text_lens,
+                 "speaker": speaker, "utt_ids": data["utt_ids"]}
+        return JointE1(tokenizer, flow, llm, reward, cfg), lambda m: m(batch)[0], shapes
+    if unit == "joint_e2":
+        cfg = build(JointE2Config, params["joint_e2_full"]["objective"], "joint_e2_full.objective")
+        batch = {"mel": mel, "mel_lens": mel_lens, "text": text, "text_lens": text_lens,
+                 "tokens": tokens, "token_lens": token_lens, "speaker": speaker}
+        if interleaved:
+            batch["units"] = units_batch()
+        return JointE2(llm, flow, reward, cfg), lambda m: m(batch)[0], shapes
+    raise UserError(f"plan-check: unknown unit {unit!r} (one of {', '.join(UNITS)})")
+
+
+def measure(spec: dict) -> dict:
+    """One unit, in this process: two steps measured as the module docstring says."""
+    import gc
+
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .train import TrainConfig, make_optimizer
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    params, unit = spec["params"], spec["unit"]
+    train = {k: v for k, v in params[TRAIN_SECTION[unit]]["train"].items()
+             if k in TrainConfig.__dataclass_fields__}
+    cfg = TrainConfig(**train)
+    data = load_batch(Path(spec["corpus"]), spec["batch"], spec["seconds"],
+                      params["data"].get("text_frontend", "chars"))
+    autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if cfg.precision == "bf16"
+                else torch.autocast("cpu", enabled=False))
+    # Warm-up: the same unit at a tiny width, two steps, then freed. The first use of each
+    # kernel (oneDNN, MKL, SDPA, CTC, AdamW) maps code and buffers for the process's life;
+    # without this they would land in the measured growth (~80 MB here).
+    tiny = copy.deepcopy(params)
+    for name in ("tokenizer", "llm", "flow", "reward"):
+        tiny[name]["model"].update(d_model=16, n_heads=2)
+    model, loss_fn, _ = build_unit(unit, tiny, data)
+    optimizer = make_optimizer(model, cfg)
+    for _ in range(2):
+        with autocast:
+            loss = loss_fn(model)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    del model, loss_fn, optimizer, loss
+    gc.collect()
+
+    start = _rss()
+    model, loss_fn, shapes = build_unit(unit, params, data)
+    model.train()
+    optimizer = make_optimizer(model, cfg)
+
+    def step(phases: dict | None = None) -> None:
+        if phases is not None:
+            _reset_peak()
+        with autocast:
+            loss = loss_fn(model)
+        if phases is not None:
+            phases["forward_peak"] = _peak()
+            _reset_peak()
+        optimizer.zero_grad(set_to_none=True)  # after the forward, as train.fit does
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        if phases is not None:
+            phases["backward_peak"] = _peak()
+
+    step()
+    gc.collect()
+    static = _rss()
+    phases: dict = {}
+    step(phases)
+    with FlopCounterMode(display=False) as counter:
+        step()
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {
+        "unit": unit, "shapes": shapes, "batch": spec["batch"], "precision": cfg.precision,
+        "params": sum(p.numel() for p in model.parameters()), "trainable_params": trainable,
+        "measured": {
+            "static": static - start,
+            "activations": phases["forward_peak"] - static,
+            "peak": max(phases["forward_peak"], phases["backward_peak"]) - start,
+            "flops": counter.get_total_flops(),
+        },
+    }
+
+
+# ---- the plan's side and the comparison ----------------------------------------------------
+
+def estimate(unit: str, params: dict, result: dict) -> dict:
+    """The plan's figures for the measured unit's shapes: CPU kernels, one process."""
+    from .plan import Assumptions, Lengths, Stage, build_meta_models, pipeline_stages, stage_estimate
+
+    stage = {"tokenizer": Stage("tokenizer", "", "tokenizer", ("tokenizer",)),
+             "llm": Stage("llm", "", "llm", ("llm",)),
+             "flow": Stage("flow", "", "flow", ("flow",)),
+             "reward": Stage("reward", "", "reward", ("reward",))}.get(unit)
+    if stage is None:
+        stage = next(s for s in pipeline_stages(params) if s.train_section == TRAIN_SECTION[unit])
+    n_speakers = result["n_speakers"]
+    a = Assumptions(device="cpu", n_speakers=n_speakers)
+    models = build_meta_models(params, n_speakers, params["data"].get("text_frontend", "chars"))
+    lengths = Lengths(**result["shapes"])
+    sized = copy.deepcopy(params)
+    sized[stage.train_section]["train"]["batch_size"] = result["batch"]
+    est = stage_estimate(stage, sized, models, a, nproc=1, lengths_mean=lengths,
+                         lengths_max=lengths, batch_per_device=result["batch"])
+    m = est["memory"]
+    return {
+        "static": m["weights"] + m["grads"] + m["adamw"],
+        "activations": m["activations"] + m["autocast_copies"],
+        "peak": m["total"],
+        "flops": est["flops_per_step"],
+        "params": est["params"],
+    }
+
+
+def check_plan(params: dict, corpus: Path, units: list[str], batch: int, seconds: float,
+               timeout: float = 600.0) -> list[dict]:
+    """Run each unit in its own subprocess and set the plan's figures beside the measured."""
+    if not os.path.exists(CLEAR_REFS):
+        raise UserError(f"plan-check measures with {CLEAR_REFS} (Linux); not available here")
+    if not Path(corpus).is_dir():
+        raise UserError(f"{corpus}: not a directory (a LibriTTS-layout corpus for the dry run)")
+    from .data.readers import read_libritts
+
+    n_speakers = len(set(read_libritts(corpus).sort_values("utt_id").head(batch).speaker))
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0",
+           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    results = []
+    for unit in units:
+        spec = {"params": params, "unit": unit, "corpus": str(corpus), "batch": batch, "seconds": seconds}
+        proc = subprocess.run([sys.executable, "-m", "e2etts.dryrun"], input=json.dumps(spec),
+                              capture_output=True, text=True, env=env, timeout=timeout)
+        if proc.returncode != 0:
+            raise UserError(f"plan-check {unit}: the measuring process failed:\n{proc.stderr[-3000:]}")
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        result["n_speakers"] = n_speakers
+        result["estimated"] = estimate(unit, params, result)
+        result["ratio"] = {k: result["measured"][k] / result["estimated"][k]
+                           for k in ("static", "activations", "peak", "flops") if result["estimated"][k]}
+        results.append(result)
+    return results
+
+
+def format_check(results: list[dict]) -> str:
+    lines = ["| unit | params | shapes (mel / tokens / text / LLM units) | static MB meas. / plan "
+             "| activations MB meas. / plan | peak MB meas. / plan (ratio) | GFLOP meas. / plan |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in results:
+        m, e, s = r["measured"], r["estimated"], r["shapes"]
+        lines.append(
+            f"| {r['unit']} ({r['precision']}, batch {r['batch']}) | {r['params'] / 1e6:,.2f} M "
+            f"| {s['mel']} / {s['tokens']} / {s['text']} / {s['units']} "
+            f"| {m['static'] / 1e6:,.0f} / {e['static'] / 1e6:,.0f} "
+            f"| {m['activations'] / 1e6:,.1f} / {e['activations'] / 1e6:,.1f} "
+            f"| {m['peak'] / 1e6:,.0f} / {e['peak'] / 1e6:,.0f} ({r['ratio']['peak']:.2f}) "
+            f"| {m['flops'] / 1e9:,.2f} / {e['flops'] / 1e9:,.2f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    from .cli import pin_kernel_paths
+
+    pin_kernel_paths()
+    print(json.dumps(measure(json.loads(sys.stdin.read()))))
