@@ -456,7 +456,7 @@ def cmd_plan(args) -> None:
 
 def cmd_plan_check(args) -> None:
     from .config import load_params
-    from .dryrun import check_plan, format_check
+    from .dryrun import check_plan, disagreements, format_check
 
     params = load_params(args.params, args.configfile)
     results = check_plan(params, Path(args.corpus), args.units, args.batch, args.seconds)
@@ -465,6 +465,9 @@ def cmd_plan_check(args) -> None:
         from .atomic import write_json
 
         write_json(args.json, results)
+    off = disagreements(results, args.tolerance)
+    if off:
+        raise UserError("the plan and the measurement disagree:\n" + "\n".join(off))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -621,6 +624,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--units", nargs="+", default=units, choices=units)
     p.add_argument("--batch", type=int, default=1, help="utterances in the measured batch")
     p.add_argument("--seconds", type=float, default=3.0, help="audio per utterance (cut or tiled)")
+    p.add_argument("--tolerance", type=float, default=0.25, help="fail when memory differs by more (relative)")
     p.add_argument("--json", default=None)
     return parser
 

@@ -226,9 +226,10 @@ def activation_bytes(component: str, model: nn.Module, lengths: Lengths, batch: 
     Transformer stacks: `stack_activation_bytes`. Every other module by what it saves:
     Linear and Conv1d their input (compute dtype; a strided conv's input runs at stride x
     its output rate; nothing when frozen), LayerNorm its input (fp32), GELU/SiLU their input (the width of the
-    layer before them). Losses: the log-softmax output (fp32) of each cross-entropy / CTC
-    head, CTC's forward variables (S x (2 L + 1), fp32), and the flow's two squared-error
-    differences (2 x n_mels per frame, fp32). Elementwise masking and the small per-utterance
+    layer before them). Losses (`_loss_bytes`): the log-softmax output (fp32) of each
+    cross-entropy / CTC head with the logits alive beside it, CTC's forward variables
+    (S x (2 L + 1), fp32), and the flow's two squared-error differences (2 x n_mels per
+    frame, fp32). Elementwise masking and the small per-utterance
     conditioning vectors are left out."""
     total, width = 0, 0
     inside: list[str] = []
@@ -255,16 +256,20 @@ def activation_bytes(component: str, model: nn.Module, lengths: Lengths, batch: 
             total += batch * lengths.positions(rate_of(component, name)) * m.normalized_shape[0] * 4
         elif isinstance(m, (nn.GELU, nn.SiLU)):
             total += batch * lengths.positions(rate_of(component, name)) * width * compute_bytes
-    total += batch * _loss_bytes(component, model, lengths)
+    total += batch * _loss_bytes(component, model, lengths, compute_bytes)
     return total
 
 
-def _loss_bytes(component: str, model: nn.Module, lengths: Lengths) -> int:
+def _loss_bytes(component: str, model: nn.Module, lengths: Lengths, compute_bytes: int) -> int:
+    """Per utterance. The log-softmax output is kept (fp32). At the forward's end, where its
+    peak is, the logits (compute dtype) and their fp32 copy (bf16 only) are alive too, and
+    the LLM's cross-entropy takes a contiguous fp32 copy of its transposed logits."""
+    copy = 4 if compute_bytes != 4 else 0
     if component == "llm":
-        return lengths.units * model.head.out_features * 4
+        return lengths.units * model.head.out_features * (4 + compute_bytes + copy + 4)
     if component in ("tokenizer", "reward"):
         V = model.ctc_head.out_features
-        return lengths.tokens * (V + 2 * lengths.text + 1) * 4
+        return lengths.tokens * (V * (4 + compute_bytes + copy) + (2 * lengths.text + 1) * 4)
     if component == "flow":
         return 2 * 4 * lengths.flow_tokens * model.cfg.n_mels * 2
     raise ConfigError(f"plan: no loss model for {component}")
