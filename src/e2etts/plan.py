@@ -328,8 +328,9 @@ def stage_estimate(stage: Stage, params: dict, models: dict[str, nn.Module], a: 
       weights 4 P; gradients 4 P_t; AdamW moments 8 P_t; bf16 weight copies autocast caches
       for the step (2 P, bf16 only); DDP's gradient buckets (4 P_t, more than one process:
       gradient_as_bucket_view is off); activations at the batch per device.
-    `total` adds all of them: every gradient and every activation alive at once, an upper
-    bound of the backward's peak (activations are freed as gradients appear)."""
+    `total` adds all of them: train.fit zeroes the gradients only after the forward, so at
+    the forward's end the previous step's gradients and every activation are alive at once
+    (the peak the dry run measures, `e2etts plan-check`)."""
     train = params[stage.train_section]["train"]
     global_batch = int(train.get("batch_size", 16))
     steps = int(train.get("max_steps", 1000))
@@ -484,8 +485,9 @@ def assumption_lines(a: dict) -> list[str]:
         "memory per device: the worst batch (every utterance padded to data.max_duration, the "
         "LLM prompt split at 0); fp32 master weights (4 B/param), gradients 4, AdamW 8, bf16 "
         "autocast copies 2, DDP buckets 4 (nproc > 1); activations from what autograd saves "
-        "(plan.stack_activation_bytes, plan.activation_bytes); the total adds every term, an "
-        "upper bound of the peak",
+        "(plan.stack_activation_bytes, plan.activation_bytes); the total adds every term: at the "
+        "forward's end the previous step's gradients are still alive (train.fit zeroes them "
+        "after the forward)",
         f"attention kernel: {'memory-efficient SDPA (no T x T per head)' if a['device'] == 'cuda' else 'CPU SDPA'}",
         f"device-hours: FLOPs / ({a['mfu']:.0%} MFU x {card['bf16_tflops']:.0f} TFLOP/s, the "
         f"{card['name']}'s published dense bf16 peak); wall hours = device-hours / nproc (nproc "
