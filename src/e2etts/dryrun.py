@@ -237,14 +237,9 @@ def measure(spec: dict) -> dict:
 
 def estimate(unit: str, params: dict, result: dict) -> dict:
     """The plan's figures for the measured unit's shapes: CPU kernels, one process."""
-    from .plan import Assumptions, Lengths, Stage, build_meta_models, pipeline_stages, stage_estimate
+    from .plan import Assumptions, Lengths, build_meta_models, pipeline_stages, stage_estimate
 
-    stage = {"tokenizer": Stage("tokenizer", "", "tokenizer", ("tokenizer",)),
-             "llm": Stage("llm", "", "llm", ("llm",)),
-             "flow": Stage("flow", "", "flow", ("flow",)),
-             "reward": Stage("reward", "", "reward", ("reward",))}.get(unit)
-    if stage is None:
-        stage = next(s for s in pipeline_stages(params) if s.train_section == TRAIN_SECTION[unit])
+    stage = next(s for s in pipeline_stages(params) if s.train_section == TRAIN_SECTION[unit])
     n_speakers = result["n_speakers"]
     a = Assumptions(device="cpu", n_speakers=n_speakers)
     models = build_meta_models(params, n_speakers, params["data"].get("text_frontend", "chars"))
