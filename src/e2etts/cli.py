@@ -442,6 +442,8 @@ def cmd_plan(args) -> None:
     from .config import load_params
     from .plan import Assumptions, format_plan, make_plan, profile_nproc
 
+    if not 0 < args.mfu <= 1:
+        raise UserError(f"plan: --mfu {args.mfu} is not a fraction in (0, 1]")
     params = load_params(args.params, args.configfile)
     assumptions = Assumptions(card=args.card, mfu=args.mfu, device="cuda")
     if args.corpus_hours is not None:

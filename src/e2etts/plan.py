@@ -13,7 +13,7 @@ Every assumption is a field of `Assumptions` and is printed with the table.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
@@ -51,7 +51,6 @@ class Assumptions:
     # Memory is planned for the worst batch: every utterance padded to data.max_duration.
     # FLOPs use every utterance at the corpus mean (hours / utterances; padding ignored,
     # batches are length-bucketed; the T^2 attention term is then a slight underestimate).
-    notes: list[str] = field(default_factory=list)
 
     @property
     def mean_seconds(self) -> float:
@@ -285,13 +284,25 @@ class Stage:
     trainable: tuple[str, ...]
     frozen: tuple[str, ...] = ()  # gradients pass through them to the trainable inputs
     flow_crop_key: tuple[str, ...] = ("flow", "crop_tokens")
-    count: int = 1  # how many times the pipeline runs it (E2's two variants)
+    steps: int | None = None  # when the workflow computes max_steps (cascade_matched)
+
+
+def matched_steps(params: dict) -> int:
+    """The compute-matched control's updates, as the workflow computes them
+    (workflow/rules/common.smk, matched_steps): E1 + stage 2 + E2 full - cascade LLM."""
+    e2e = sum(params[s]["train"]["max_steps"] for s in ("joint_e1", "stage2_llm", "joint_e2_full"))
+    return e2e - params["llm"]["train"]["max_steps"]
 
 
 def pipeline_stages(params: dict) -> list[Stage]:
-    """The training jobs of the whole pipeline, cascade and end to end (README, "What runs")."""
+    """The training jobs of the whole pipeline for one training seed, cascade and end to end
+    (README, "What runs"); with a `cascade_matched` section, its control LLM too."""
     e2_full_rm = params["joint_e2_full"]["objective"].get("rm_weight", 1.0) > 0
     e2_fm_rm = params["joint_e2_fm"]["objective"].get("rm_weight", 1.0) > 0
+    matched = []
+    if "cascade_matched" in params and matched_steps(params) > 0:
+        matched = [Stage("cascade LLM, compute-matched control", "train_matched_llm",
+                         "cascade_matched", ("llm",), steps=matched_steps(params))]
     return [
         Stage("cascade tokenizer", "train_tokenizer", "tokenizer", ("tokenizer",)),
         Stage("cascade LLM", "train_llm", "llm", ("llm",)),
@@ -306,6 +317,7 @@ def pipeline_stages(params: dict) -> list[Stage]:
               ("flow", "reward") if e2_fm_rm else ("flow",)),
         Stage("E2E stage 3 (E2) full", "train_joint_e2", "joint_e2_full", ("llm",),
               ("flow", "reward") if e2_full_rm else ("flow",)),
+        *matched,
     ]
 
 
@@ -333,7 +345,7 @@ def stage_estimate(stage: Stage, params: dict, models: dict[str, nn.Module], a: 
     (the peak the dry run measures, `e2etts plan-check`)."""
     train = params[stage.train_section]["train"]
     global_batch = int(train.get("batch_size", 16))
-    steps = int(train.get("max_steps", 1000))
+    steps = stage.steps if stage.steps is not None else int(train.get("max_steps", 1000))
     bf16 = train.get("precision", "fp32") == "bf16"
     compute_bytes = 2 if bf16 else 4
     per_device = batch_per_device or max(1, math.ceil(global_batch / nproc))
@@ -372,7 +384,7 @@ def stage_estimate(stage: Stage, params: dict, models: dict[str, nn.Module], a: 
     device_hours = flops_step * steps / (a.mfu * card["bf16_tflops"] * 1e12) / 3600
     return {
         "stage": stage.name, "rule": stage.rule, "section": stage.train_section,
-        "trainable": list(stage.trainable), "frozen": list(stage.frozen), "count": stage.count,
+        "trainable": list(stage.trainable), "frozen": list(stage.frozen),
         "params": p_all, "trainable_params": p_train, "steps": steps, "global_batch": global_batch,
         "nproc": nproc, "batch_per_device": per_device, "precision": "bf16" if bf16 else "fp32",
         "speech_tokens_per_step": global_batch * lengths_mean.tokens,
@@ -413,10 +425,13 @@ def make_plan(params: dict, a: Assumptions, nproc_by_rule: dict[str, int]) -> di
             n for r, n in by_rate.items() if r != "none"), "config": dict(model.cfg.__dict__)}
     stages = [stage_estimate(s, params, models, a, nproc_by_rule.get(s.rule, 1))
               for s in pipeline_stages(params)]
+    # Every stage trains once per training seed (params `seeds`; one when absent).
+    n_seeds = len(params.get("seeds", [params.get("seed", 0)]))
     total = {
-        "flops": sum(s["flops_per_step"] * s["steps"] * s["count"] for s in stages),
-        "device_hours": sum(s["device_hours"] * s["count"] for s in stages),
-        "wall_hours": sum(s["wall_hours"] * s["count"] for s in stages),
+        "seeds": n_seeds,
+        "flops": n_seeds * sum(s["flops_per_step"] * s["steps"] for s in stages),
+        "device_hours": n_seeds * sum(s["device_hours"] for s in stages),
+        "wall_hours": n_seeds * sum(s["wall_hours"] for s in stages),
         "peak_memory": max(s["memory"]["total"] for s in stages),
     }
     return {"assumptions": {**asdict(a), "mean_seconds": a.mean_seconds, "card_spec": CARDS[a.card]},
@@ -457,16 +472,16 @@ def format_plan(plan: dict) -> str:
         m = s["memory"]
         static = m["weights"] + m["grads"] + m["adamw"] + m["autocast_copies"] + m["ddp_buckets"]
         fits = "" if s["fits"] else f" **> {card['memory_gb']:.0f} GB**"
-        mult = f" x{s['count']}" if s["count"] > 1 else ""
         lines.append(
-            f"| {s['stage']}{mult} | {s['rule']} | {s['params'] / 1e6:,.0f} M ({s['trainable_params'] / 1e6:,.0f} M) "
+            f"| {s['stage']} | {s['rule']} | {s['params'] / 1e6:,.0f} M ({s['trainable_params'] / 1e6:,.0f} M) "
             f"| {s['steps']:,} | {s['global_batch']} ({s['batch_per_device']}) | {s['speech_tokens_per_step']:,} "
             f"| {_si(s['flops_per_step'], 'FLOP')} ({_si(s['flops_dense'])} + {_si(s['flops_attention'])}) "
             f"| {static / 1e9:.1f} / {m['activations'] / 1e9:.1f} / {m['total'] / 1e9:.1f} GB{fits} "
             f"| {s['device_hours']:,.0f} | {s['wall_hours']:,.1f} ({s['nproc']}) |")
     t = plan["total"]
-    lines += ["", f"**Whole pipeline**: {_si(t['flops'], 'FLOP')}, {t['device_hours']:,.0f} device-hours, "
-              f"{t['wall_hours']:,.0f} wall hours run one stage after another, peak "
+    seeds = f" x {t['seeds']} training seeds" if t["seeds"] > 1 else " (one training seed)"
+    lines += ["", f"**Whole pipeline**{seeds}: {_si(t['flops'], 'FLOP')}, {t['device_hours']:,.0f} "
+              f"device-hours, {t['wall_hours']:,.0f} wall hours run one stage after another, peak "
               f"{t['peak_memory'] / 1e9:.1f} GB per device.", "", "## Assumptions", ""]
     lines += [f"- {line}" for line in assumption_lines(a)]
     return "\n".join(lines)
@@ -494,5 +509,4 @@ def assumption_lines(a: dict) -> list[str]:
         "from the profile's set-resources; linear scaling assumed)",
         "evaluation, synthesis, feature extraction and held-out evaluations during training are "
         "not counted; the vocoder is Griffin-Lim (no training)",
-        *a["notes"],
     ]
