@@ -81,13 +81,13 @@ def _placeholder_outputs(repo: Path, config: str) -> None:
 
 
 def test_deleted_checkpoint_directory_is_rebuilt(tmp_path):
-    """`rm -rf results/checkpoints/cascade/llm` then `snakemake` (and the DVC stage's
+    """`rm -rf results/checkpoints/s1234/cascade/llm` then `snakemake` (and the DVC stage's
     target) retrains the LLM and re-runs what follows. Failed before: 'Nothing to be done'
     (Snakemake regenerates a missing intermediate only for a job downstream that has to
     run; system.json, the samples and the scores were present and newer)."""
     repo = copy_repo(tmp_path / "repo")
     _placeholder_outputs(repo, "config/smoke.yaml")
-    shutil.rmtree(repo / "results/checkpoints/cascade/llm")
+    shutil.rmtree(repo / "results/checkpoints/s1234/cascade/llm")
     dvc = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
     cascade_target = dvc["cascade"]["cmd"].split()[-1]
     for target in ([], [cascade_target]):
