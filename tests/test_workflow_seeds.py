@@ -7,7 +7,7 @@ import re
 import pytest
 import yaml
 
-from workflow_utils import REPO, copy_repo, merged_params, run
+from workflow_utils import copy_repo, merged_params, run
 
 pytestmark = pytest.mark.slow
 
