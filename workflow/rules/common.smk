@@ -4,7 +4,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 SPLITS = ["train", "dev", "test"]
-# Systems the report compares (METHOD.md) and the toplines that bound them (EVAL.md).
+# Systems the report compares (docs/method.md); toplines that bound them (docs/evaluation.md).
 SYSTEMS = ["cascade", "e2e_tok", "e2e_fm", "e2e_full"]
 # Token resynthesis for each tokenizer (cascade CTC tokenizer; E1 joint tokenizer).
 TOPLINES = ["gt", "gt_vocoded", "resynth_cascade", "resynth_e2e_tok"]
@@ -179,7 +179,7 @@ def tokenizer_of(name):
 
 
 def system_components(wc):
-    """Which checkpoints make up each system (METHOD.md, 'Systems the report compares')."""
+    """Which checkpoints make up each system (docs/method.md, 'The systems compared')."""
     tok_system = tokenizer_of(wc.system)
     llm_system = wc.system if wc.system != "cascade" else "cascade"
     return {
