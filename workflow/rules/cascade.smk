@@ -1,5 +1,5 @@
 # Component rules shared by the cascade and the E2E stage-2 consolidation.
-# cascade: each component trained on its own (METHOD.md, "Cascaded baseline").
+# cascade: each component trained on its own (docs/method.md, "The cascade").
 # e2e_tok: tokenizer from joint E1 (frozen); LLM and flow continue from their E1 weights
 #          with the `stage2_llm` / `stage2_flow` schedules.
 rule train_tokenizer:

@@ -4,8 +4,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 SPLITS = ["train", "dev", "test"]
-# Systems the report compares (docs: METHOD.md), the compute-matched control among them, and
-# the toplines that bound them (EVAL.md).
+# Systems the report compares (docs/method.md), the compute-matched control among them, and
+# the toplines that bound them (docs/evaluation.md).
 SYSTEMS = ["cascade", "cascade_matched", "e2e_tok", "e2e_fm", "e2e_full"]
 # Token resynthesis for each tokenizer (cascade CTC tokenizer; E1 joint tokenizer).
 TOPLINES = ["gt", "gt_vocoded", "resynth_cascade", "resynth_e2e_tok"]
@@ -220,8 +220,8 @@ def tokenizer_of(name):
 
 
 def system_components(wc):
-    """Which checkpoints make up each system of a seed (docs: METHOD.md, 'Systems the
-    report compares'): the control is the cascade with its own LLM."""
+    """Which checkpoints make up each system of a seed (docs/method.md, 'The systems
+    compared'): the control is the cascade with its own LLM."""
     tok_system = tokenizer_of(wc.system)
     root = f"{CKPT}/s{wc.seed}"
     return {

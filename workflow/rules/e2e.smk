@@ -1,4 +1,4 @@
-# End-to-end training (METHOD.md): E1 joint tokenizer -> stage-2 consolidation and reward
+# End-to-end training (docs/method.md): E1 joint tokenizer -> stage-2 consolidation and reward
 # fitting -> E2 LLM through the frozen flow and reward model.
 
 

@@ -1,4 +1,4 @@
-# Evaluation (EVAL.md): one test list, the same judges for systems and toplines.
+# Evaluation (docs/evaluation.md): one test list, the same judges for systems and toplines.
 # Synthesis and scoring are separate rules, so changing a judge re-scores without
 # re-synthesizing.
 
