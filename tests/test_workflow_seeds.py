@@ -63,6 +63,8 @@ def test_the_control_gets_the_e2e_chains_extra_llm_updates(two_seeds):
     assert cfg["cascade_matched"]["train"]["max_steps"] == expected == 900
     assert cfg["cascade_matched"]["train"]["lr"] == params["cascade_matched"]["train"]["lr"]
     assert "--init results/checkpoints/s7/cascade/llm/final.pt" in cmd and "--train-section cascade_matched" in cmd
+    # its tokens are the cascade's, so the cascade tokenizer's CTC head aligns them
+    assert "--tokens-dir data/tokens/s7/cascade" in cmd and "--tokenizer results/checkpoints/s7/cascade/tokenizer/final.pt" in cmd
     assemble = next(c for c in _commands(out) if "assemble-system" in c)
     assert "--tokenizer results/checkpoints/s7/cascade/tokenizer/final.pt" in assemble
     assert "--flow results/checkpoints/s7/cascade/flow/final.pt" in assemble

@@ -78,7 +78,7 @@ rule train_llm:
         unpack(curve_inputs("llm")),
         tokens=expand("data/tokens/s{{seed}}/{{system}}/{split}.pt", split=["train", "dev"]),
         init=stage2_init("llm"),
-        align_tokenizer=align_tokenizer,
+        align_tokenizer=align_tokenizer(None),
     output:
         model=f"{CKPT}/s{{seed}}/{{system}}/llm/final.pt",
     wildcard_constraints:
@@ -152,7 +152,7 @@ rule train_matched_llm:
     input:
         tokens=expand("data/tokens/s{{seed}}/cascade/{split}.pt", split=["train", "dev"]),
         init=f"{CKPT}/s{{seed}}/cascade/llm/final.pt",
-        align_tokenizer=align_tokenizer,
+        align_tokenizer=align_tokenizer("cascade"),
     output:
         model=f"{CKPT}/s{{seed}}/cascade_matched/llm/final.pt",
     params:

@@ -125,13 +125,18 @@ def stage2_init(component):
     return inner
 
 
-def align_tokenizer(wc):
+def align_tokenizer(tokens_of):
     """Input function: the tokens' tokenizer, whose CTC head aligns text symbols to tokens,
-    for an LLM in the interleaved format (llm.model.alignment); E2 uses e2e_tok's, the
+    for an LLM in the interleaved format (llm.model.alignment). tokens_of: the system whose
+    tokens the LLM reads (None: the job's `system` wildcard); E2 reads e2e_tok's, the
     control the cascade's."""
-    if config["llm"]["model"].get("alignment", "prefix") != "interleaved":
-        return []
-    return [f"{CKPT}/s{wc.seed}/{tokenizer_of(getattr(wc, 'system', 'e2e_tok'))}/tokenizer/final.pt"]
+
+    def inner(wc):
+        if config["llm"]["model"].get("alignment", "prefix") != "interleaved":
+            return []
+        return [f"{CKPT}/s{wc.seed}/{tokenizer_of(tokens_of or wc.system)}/tokenizer/final.pt"]
+
+    return inner
 
 
 def curves_on(wc):

@@ -106,7 +106,7 @@ rule train_joint_e2:
         llm=f"{CKPT}/s{{seed}}/e2e_tok/llm/final.pt",
         flow=f"{CKPT}/s{{seed}}/e2e_tok/flow/final.pt",
         reward=f"{CKPT}/s{{seed}}/e2e_tok/reward/final.pt",
-        align_tokenizer=align_tokenizer,
+        align_tokenizer=align_tokenizer("e2e_tok"),
     output:
         model=f"{CKPT}/s{{seed}}/e2e_{{variant}}/llm/final.pt",
     wildcard_constraints:
