@@ -1,5 +1,5 @@
-"""Training seeds and the compute-matched control (issue 16), as the workflow builds them:
-dry runs of the DAG (no training), so they are cheap."""
+"""Training seeds, the compute-matched control and E1 designs (issue 16), as the workflow
+builds them: dry runs of the DAG (no training), so they are cheap."""
 
 import json
 import re
@@ -7,7 +7,9 @@ import re
 import pytest
 import yaml
 
-from workflow_utils import copy_repo, merged_params, run
+from workflow_utils import REPO, copy_repo, merged_params, run
+
+REPO_ABLATION = REPO / "config/ablation_e1.yaml"
 
 pytestmark = pytest.mark.slow
 
@@ -93,3 +95,30 @@ def test_dvc_has_one_stage_per_seed(two_seeds):
     out = run(["dvc", "stage", "list"], two_seeds).stdout
     for seed in (1234, 7):
         assert f"cascade@{seed}" in out and f"e2e@{seed}" in out
+
+
+def test_e1_designs_are_built_by_the_same_rules(tmp_path):
+    """config/ablation_e1.yaml: each design trains its own E1 with its overrides (and warm
+    starts), a flow on its tokens, and is resynthesized on the dev list beside the cascade
+    and the default E1; nothing touches the test list."""
+    repo = copy_repo(tmp_path / "repo")
+    extra = {"e1_designs": {"designs": {"warm": {"objective": {"ntp_weight": 0.5}, "warm_start": ["flow", "llm"]}}}}
+    (repo / "params.yaml").write_text(yaml.safe_dump(merged_params(REPO_ABLATION, extra)))
+    out = _dry_run(repo, "e1_designs")
+    jobs = _jobs(out)
+    # E1: the default (e2e_tok) and rm, rm_fm, warm; flows: those four and the cascade's
+    assert jobs["train_joint_e1"] == 4 and jobs["train_flow"] == 5
+    assert jobs["design_resynth"] == 5 and jobs["score_design"] == 5  # + cascade, e2e_tok
+    assert "synthesize_system" not in jobs and "results/eval/items.tsv" not in out
+    e1 = {c.split("--out-dir ")[1].split()[0]: c for c in _commands(out) if c.startswith("e2etts train joint_e1")}
+    cfg = {k: json.loads(re.search(r"--params '(.*?)'", c).group(1))["joint_e1"]["objective"] for k, c in e1.items()}
+    assert cfg["results/checkpoints/s1234/e1_rm/joint_e1"]["fm_weight"] == 0.0
+    assert cfg["results/checkpoints/s1234/e1_rm_fm/joint_e1"]["ntp_weight"] == 0.0
+    assert cfg["results/checkpoints/s1234/e1_rm_fm/joint_e1"]["fm_weight"] == 1.0
+    assert cfg["results/checkpoints/s1234/e1_warm/joint_e1"]["ntp_weight"] == 0.5
+    warm = e1["results/checkpoints/s1234/e1_warm/joint_e1"]
+    assert "--init-flow results/checkpoints/s1234/cascade/flow/final.pt" in warm
+    assert "--init-llm results/checkpoints/s1234/cascade/llm/final.pt" in warm
+    assert "--init-flow" not in e1["results/checkpoints/s1234/e1_rm/joint_e1"]
+    flows = [c for c in _commands(out) if c.startswith("e2etts train flow") and "e1_rm_fm" in c]
+    assert flows and "--init results/checkpoints/s1234/e1_rm_fm/init/flow.pt --train-section stage2_flow" in flows[0]

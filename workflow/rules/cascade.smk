@@ -118,7 +118,7 @@ rule train_flow:
     output:
         model=f"{CKPT}/s{{seed}}/{{system}}/flow/final.pt",
     wildcard_constraints:
-        system="cascade|e2e_tok",
+        system="|".join(["cascade", *E1_SYSTEMS]),
     params:
         launch=launcher,
         cfg=component_cfg("flow"),

@@ -15,6 +15,10 @@ SEED_FREE = ["gt", "gt_vocoded"]
 SEEDED = [n for n in TOPLINES + SYSTEMS if n not in SEED_FREE]
 # Training seeds (params `seeds`): each one's outputs live under an `s<seed>` folder.
 SEEDS = [int(s) for s in config["seeds"]]
+# E1 designs compared on the dev list (params e1_designs; none by default): each is a
+# "system" e1_<name> with its own E1 run, tokenizer, tokens and stage-2 flow, like e2e_tok.
+E1_DESIGNS = [f"e1_{name}" for name in config["e1_designs"]["designs"]]
+E1_SYSTEMS = ["e2e_tok", *E1_DESIGNS]
 CONDA_ENV = "../envs/e2etts.yaml"
 # Training jobs are the long poles of the DAG: when a core frees up, start the next training
 # before the short synthesis/scoring jobs, which fill the gaps. In the session-6 run the
@@ -117,12 +121,39 @@ def seeded_json(*keys):
 
 
 def stage2_init(component):
-    """Input function: E1 weights to start from, for e2e_tok only."""
+    """Input function: E1 weights to start from, for an E1 system (e2e_tok, an E1 design)."""
 
     def inner(wc):
-        return [f"{CKPT}/s{wc.seed}/e2e_tok/init/{component}.pt"] if wc.system == "e2e_tok" else []
+        return [f"{CKPT}/s{wc.seed}/{wc.system}/init/{component}.pt"] if wc.system in E1_SYSTEMS else []
 
     return inner
+
+
+def e1_design(wc):
+    """The overrides of an E1 design ({} for the default E1, e2e_tok)."""
+    if wc.e1 == "e2e_tok":
+        return {}
+    return config["e1_designs"]["designs"][wc.e1[len("e1_"):]]
+
+
+def e1_cfg(wc):
+    """train_joint_e1's params: the default E1's sections, with a design's overrides merged
+    into joint_e1 (the same JSON as before designs existed for e2e_tok)."""
+    cfg = {k: config[k] for k in ("tokenizer", "flow", "llm", "reward")}
+    joint = json.loads(json.dumps(config["joint_e1"]))
+    design = e1_design(wc)
+    for part in ("objective", "train"):
+        joint.setdefault(part, {}).update(design.get(part, {}))
+    return json.dumps({"seed": int(wc.seed), **cfg, "joint_e1": joint}, sort_keys=True)
+
+
+def e1_warm_start(wc):
+    """Input function (unpack): the cascade components an E1 design starts from."""
+    return {f"warm_{c}": f"{CKPT}/s{wc.seed}/cascade/{c}/final.pt" for c in e1_design(wc).get("warm_start", [])}
+
+
+def e1_warm_args(wc, input):
+    return " ".join(f"--init-{n[len('warm_'):]} {getattr(input, n)}" for n in ("warm_flow", "warm_llm") if hasattr(input, n))
 
 
 def align_tokenizer(tokens_of):
@@ -158,7 +189,7 @@ def curve_eval():
 
 def component_cfg(component):
     def inner(wc):
-        keys = (component, f"stage2_{component}") if wc.system == "e2e_tok" else (component,)
+        keys = (component, f"stage2_{component}") if wc.system in E1_SYSTEMS else (component,)
         cfg = {"seed": int(wc.seed), **{k: config[k] for k in keys}}
         if curves_on(wc):  # the probe synthesizes and scores like the evaluation does
             cfg.update({k: config[k] for k in ("curves", "synthesis", "vocoder")}, eval=curve_eval())
@@ -227,8 +258,15 @@ def tokenizer_of(name):
 def system_components(wc):
     """Which checkpoints make up each system of a seed (docs/method.md, 'The systems
     compared'): the control is the cascade with its own LLM."""
-    tok_system = tokenizer_of(wc.system)
     root = f"{CKPT}/s{wc.seed}"
+    if wc.system in E1_DESIGNS:  # resynthesized only: the design's E1 LLM completes the set
+        return {
+            "tokenizer": f"{root}/{wc.system}/tokenizer/final.pt",
+            "llm": f"{root}/{wc.system}/init/llm.pt",
+            "flow": f"{root}/{wc.system}/flow/final.pt",
+            "vocoder": vocoder_checkpoint(),
+        }
+    tok_system = tokenizer_of(wc.system)
     return {
         "tokenizer": f"{root}/{tok_system}/tokenizer/final.pt",
         "llm": f"{root}/{wc.system}/llm/final.pt",

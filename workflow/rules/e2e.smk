@@ -4,6 +4,7 @@
 
 rule train_joint_e1:
     input:
+        unpack(e1_warm_start),
         features=expand("data/features/{split}.pt", split=["train", "dev"]),
         init=(
             [f"{CKPT}/s{{seed}}/cascade/tokenizer/final.pt"]
@@ -11,13 +12,16 @@ rule train_joint_e1:
             else []
         ),
     output:
-        model=f"{CKPT}/s{{seed}}/e2e_tok/joint_e1/final.pt",
+        model=f"{CKPT}/s{{seed}}/{{e1}}/joint_e1/final.pt",
+    wildcard_constraints:
+        e1="|".join(E1_SYSTEMS),
     params:
         launch=launcher,
-        cfg=seeded_json("seed", "tokenizer", "flow", "llm", "reward", "joint_e1"),
+        cfg=e1_cfg,
         out_dir=lambda wc, output: os.path.dirname(output.model),
         log_dir=train_log_dir,
         init=lambda wc, input: f"--init {input.init}" if input.init else "",
+        warm=e1_warm_args,
     priority: TRAIN_PRIORITY
     threads: 1
     resources:
@@ -28,11 +32,11 @@ rule train_joint_e1:
     conda:
         CONDA_ENV
     log:
-        "logs/s{seed}/e2e_tok/train_joint_e1.log",
+        "logs/s{seed}/{e1}/train_joint_e1.log",
     benchmark:
-        "benchmarks/s{seed}/e2e_tok/train_joint_e1.tsv"
+        "benchmarks/s{seed}/{e1}/train_joint_e1.tsv"
     shell:
-        "{params.launch} train joint_e1 --params {params.cfg:q} {params.init}"
+        "{params.launch} train joint_e1 --params {params.cfg:q} {params.init} {params.warm}"
         " --out-dir {params.out_dir} --log-dir {params.log_dir} --threads {threads} > {log} 2>&1"
 
 
@@ -40,32 +44,36 @@ rule export_joint_e1:
     input:
         model=rules.train_joint_e1.output.model,
     output:
-        parts=expand(f"{CKPT}/s{{{{seed}}}}/e2e_tok/init/{{part}}.pt", part=["tokenizer", "flow", "llm", "reward"]),
+        parts=expand(f"{CKPT}/s{{{{seed}}}}/{{{{e1}}}}/init/{{part}}.pt", part=["tokenizer", "flow", "llm", "reward"]),
+    wildcard_constraints:
+        e1="|".join(E1_SYSTEMS),
     params:
         out_dir=lambda wc, output: os.path.dirname(output.parts[0]),
     localrule: True
     conda:
         CONDA_ENV
     log:
-        "logs/s{seed}/e2e_tok/export_joint_e1.log",
+        "logs/s{seed}/{e1}/export_joint_e1.log",
     benchmark:
-        "benchmarks/s{seed}/e2e_tok/export_joint_e1.tsv",
+        "benchmarks/s{seed}/{e1}/export_joint_e1.tsv",
     shell:
         "e2etts export-components --checkpoint {input.model} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule frozen_e1_tokenizer:
     input:
-        f"{CKPT}/s{{seed}}/e2e_tok/init/tokenizer.pt",
+        f"{CKPT}/s{{seed}}/{{e1}}/init/tokenizer.pt",
     output:
-        f"{CKPT}/s{{seed}}/e2e_tok/tokenizer/final.pt",
+        f"{CKPT}/s{{seed}}/{{e1}}/tokenizer/final.pt",
+    wildcard_constraints:
+        e1="|".join(E1_SYSTEMS),
     localrule: True
     conda:
         CONDA_ENV
     log:
-        "logs/s{seed}/e2e_tok/frozen_tokenizer.log",
+        "logs/s{seed}/{e1}/frozen_tokenizer.log",
     benchmark:
-        "benchmarks/s{seed}/e2e_tok/frozen_tokenizer.tsv",
+        "benchmarks/s{seed}/{e1}/frozen_tokenizer.tsv",
     shell:
         "cp {input} {output} 2> {log}"
 

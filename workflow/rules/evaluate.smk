@@ -4,7 +4,7 @@
 
 
 wildcard_constraints:
-    system="|".join(SYSTEMS),
+    system="|".join(SYSTEMS + E1_DESIGNS),
     name="|".join(SYSTEMS + TOPLINES),
     seeded="|".join(SEEDED),
     seed_free="|".join(SEED_FREE),
