@@ -336,6 +336,7 @@ def summarize(
         if threshold is not None:
             entry["unintelligible"] = bool(name != "gt_vocoded" and entry["wer"] > threshold)
             entry["unintelligible_wer_threshold"] = threshold
+            entry["unintelligible_factor"] = UNINTELLIGIBLE_FACTOR
         if not entry["topline"] and tables:
             # A baseline is tested against the ones before it (the control against the
             # cascade), never against itself or a later one.

@@ -101,6 +101,12 @@ def baselines_of(summary: dict) -> list[str]:
     return sorted(found, key=lambda n: (n != "cascade", found.index(n)))
 
 
+def _factor(summary: dict) -> str:
+    """The unintelligibility factor as summarize applied it (e.g. "3x"), from summary.json."""
+    factors = {e["unintelligible_factor"] for e in summary.values() if "unintelligible_factor" in e}
+    return f"{factors.pop():g}x" if len(factors) == 1 else "a multiple of"
+
+
 def _seed_counts(summary: dict) -> list[int]:
     return [len(e.get("seeds") or [None]) for e in summary.values()]
 
@@ -521,7 +527,7 @@ def _flag_lines(summary: dict) -> list[str]:
         if m.get("unintelligible"):
             lines.append(
                 f"- **{name}: unintelligible** (WER {_pct(m.get('wer'))} > "
-                f"{_pct(m.get('unintelligible_wer_threshold'))} = 3x the gt_vocoded WER): not ranked"
+                f"{_pct(m.get('unintelligible_wer_threshold'))} = {_factor(summary)} the gt_vocoded WER): not ranked"
             )
         if m.get("n_missing"):
             lines.append(
@@ -582,7 +588,7 @@ def build_report(
         f"<title>e2e-tts evaluation report</title><style>{CSS}</style></head><body>",
         "<h1>e2e-tts: cascade vs end-to-end training</h1>",
         f"<p class='note'>{_esc(judges)}<br>{_esc(method)}<br>{_esc(ranking)} "
-        "Rows flagged <span class='flag'>unintelligible</span> have a WER above 3x the vocoded "
+        f"Rows flagged <span class='flag'>unintelligible</span> have a WER above {_esc(_factor(summary))} the vocoded "
         "ground truth (gt_vocoded).</p>",
         "<h2>Comparison</h2>",
     ]
@@ -641,7 +647,7 @@ def build_report(
         "",
         judges,
         "",
-        ranking + " A row is unintelligible when its WER exceeds 3x the WER of gt_vocoded "
+        ranking + f" A row is unintelligible when its WER exceeds {_factor(summary)} the WER of gt_vocoded "
         "(ground-truth mel through the shared vocoder).",
         "",
         "Audio samples, charts and training curves: [index.html](index.html).",
