@@ -18,6 +18,7 @@ include: "workflow/rules/vocoder.smk"
 include: "workflow/rules/cascade.smk"
 include: "workflow/rules/e2e.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/designs.smk"
 include: "workflow/rules/bench.smk"
 
 

@@ -17,11 +17,13 @@
 # 2-core development machine (session 6).
 set -euo pipefail
 OUT=${1:-results_ablation}
-CASCADE=results/checkpoints/cascade
+# The default's first training seed (params `seeds`): its cascade, tokens and scores.
+S=s$(python -c 'import yaml; print(yaml.safe_load(open("params.yaml"))["seeds"][0])')
+CASCADE=results/checkpoints/$S/cascade
 ITEMS=results/eval/items.tsv
 for f in "$CASCADE/system.json" "$CASCADE/llm/final.pt" "$CASCADE/flow/final.pt" \
-    "$CASCADE/tokenizer/final.pt" data/tokens/cascade/train.pt "$ITEMS" \
-    results/metrics/systems/cascade.tsv results/metrics/systems/gt_vocoded.tsv; do
+    "$CASCADE/tokenizer/final.pt" data/tokens/$S/cascade/train.pt "$ITEMS" \
+    results/metrics/systems/$S/cascade.tsv results/metrics/systems/gt_vocoded.tsv; do
     [[ -e "$f" ]] || { echo "missing $f: run the default pipeline first (make run)" >&2; exit 2; }
 done
 mkdir -p "$OUT/logs" "$OUT/metrics"
@@ -40,15 +42,15 @@ PY
 P="$OUT/params.json"
 SEED=$(python -c 'import json, sys; print(json.load(open(sys.argv[1]))["seed"])' "$P")
 
-( e2etts train reward --params "$P" --tokens-dir data/tokens/cascade \
+( e2etts train reward --params "$P" --tokens-dir data/tokens/$S/cascade \
       --out-dir "$OUT/cascade_reward" --log-dir "$OUT/train_logs/reward" --threads 1 \
-  && e2etts train joint_e2 --section joint_e2_full --params "$P" --tokens-dir data/tokens/cascade \
+  && e2etts train joint_e2 --section joint_e2_full --params "$P" --tokens-dir data/tokens/$S/cascade \
       --init "$CASCADE/llm/final.pt" --flow "$CASCADE/flow/final.pt" \
       --reward "$OUT/cascade_reward/final.pt" --tokenizer "$CASCADE/tokenizer/final.pt" \
       --out-dir "$OUT/cascade_e2full/llm" --log-dir "$OUT/train_logs/cascade_e2full" --threads 1
 ) > "$OUT/logs/cascade_e2full.log" 2>&1 &
 E2_PID=$!
-e2etts train llm --params "$P" --tokens-dir data/tokens/cascade --init "$CASCADE/llm/final.pt" \
+e2etts train llm --params "$P" --tokens-dir data/tokens/$S/cascade --init "$CASCADE/llm/final.pt" \
     --tokenizer "$CASCADE/tokenizer/final.pt" --out-dir "$OUT/cascade_ntp900/llm" \
     --log-dir "$OUT/train_logs/cascade_ntp900" --threads 1 > "$OUT/logs/cascade_ntp900.log" 2>&1
 wait "$E2_PID"
@@ -67,9 +69,8 @@ EVAL_PID=$!
 evaluate cascade_ntp900 > "$OUT/logs/eval_cascade_ntp900.log" 2>&1
 wait "$EVAL_PID"
 
-for name in gt_vocoded cascade; do
-    cp results/metrics/systems/$name.json results/metrics/systems/$name.tsv "$OUT/metrics/"
-done
+cp results/metrics/systems/gt_vocoded.{json,tsv} "$OUT/metrics/"
+cp results/metrics/systems/$S/cascade.{json,tsv} "$OUT/metrics/"
 e2etts summarize --metrics "$OUT"/metrics/{gt_vocoded,cascade,cascade_ntp900,cascade_e2full}.json \
     --out "$OUT/summary.json"
 python - "$OUT/summary.json" <<'PY'

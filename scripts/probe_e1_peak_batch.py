@@ -27,7 +27,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--params", default="params.yaml")
     p.add_argument("--features-dir", default="data/features")
-    p.add_argument("--tokenizer", default="results/checkpoints/cascade/tokenizer/final.pt")
+    p.add_argument("--tokenizer", default="results/checkpoints/s1234/cascade/tokenizer/final.pt")
     args = p.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)

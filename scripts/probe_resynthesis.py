@@ -1,4 +1,4 @@
-"""Token-resynthesis probe behind docs/design-decisions.md (issue 8).
+"""Token-resynthesis probe behind docs/archive/design-decisions-sessions-1-7.md (issue 8).
 
 Ground-truth tokens of dev utterances (a tokenizer) -> a flow with decoding settings ->
 Griffin-Lim -> Whisper WER; also the oracles that bound it. One JSON line per run.

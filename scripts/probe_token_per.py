@@ -6,7 +6,7 @@ the loop, so it separates the text -> token link from the token -> audio link:
 - `gt`: tokens of the real target audio (the tokenizer's own error, the floor);
 - `llm`: tokens the LLM samples for the target text with the system's decoding settings.
 
-    python scripts/probe_token_per.py --system results/checkpoints/cascade [--n-items 40]
+    python scripts/probe_token_per.py --system results/checkpoints/s1234/cascade [--n-items 40]
         [--greedy]
 
 Items: `make_test_items` over data/manifests/dev.tsv (seed 0), as probe_resynthesis.py.
@@ -38,7 +38,7 @@ def read_tokens(tokenizer, indices: torch.Tensor) -> list[int]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--system", default="results/checkpoints/cascade")
+    p.add_argument("--system", default="results/checkpoints/s1234/cascade")
     p.add_argument("--n-items", type=int, default=40)
     p.add_argument("--greedy", action="store_true", help="temperature 0 instead of the system's sampler")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -48,7 +48,7 @@ def test_dvc_repro_status_and_remote_round_trip(tmp_path):
     a = json.loads((repo / "results/metrics/summary.json").read_text())
     b = json.loads((clone / "results/metrics/summary.json").read_text())
     assert a == b
-    assert (clone / "results/checkpoints/e2e_full/llm/final.pt").exists()
+    assert (clone / "results/checkpoints/s1234/e2e_full/llm/final.pt").exists()
     assert "didn't change" in run(["dvc", "repro"], clone).stdout
 
 
@@ -89,17 +89,17 @@ def test_two_repros_from_scratch_give_the_same_dvc_hashes(tmp_path):
     for stage in a:  # quoted in the issue notes: `pytest -s -k two_repros`
         for path, md5 in a[stage].items():
             print(f"{stage:9s} {path:45s} {md5}  {b[stage][path]}")
-    for stage in ("data", "cascade", "e2e"):
+    for stage in ("data", "cascade@1234", "e2e@1234"):
         for path, md5 in a[stage].items():
             if md5 != b[stage][path] and path.startswith("results/checkpoints"):
                 fa, fb = _dir_files(ra, md5), _dir_files(rb, b[stage][path])
                 diff = sorted(p for p in set(fa) | set(fb) if fa.get(p) != fb.get(p))
                 raise AssertionError(f"{path} differs between two runs in {diff[:10]}")
             assert md5 == b[stage][path], f"{stage}: {path} differs between two runs"
-    ckpt_files = _dir_files(ra, a["cascade"]["results/checkpoints/cascade"])
+    ckpt_files = _dir_files(ra, a["cascade@1234"]["results/checkpoints/s1234/cascade"])
     assert any(p.endswith("llm/final.pt") for p in ckpt_files)
     assert not any(p.endswith("_log.tsv") for p in ckpt_files), "logs belong in results/train_logs"
-    assert (ra / "results/train_logs/cascade/llm/curve_log.tsv").exists()
+    assert (ra / "results/train_logs/s1234/cascade/llm/curve_log.tsv").exists()
     wavs_a = _dir_files(ra, a["evaluate"]["results/samples"])
     wavs_b = _dir_files(rb, b["evaluate"]["results/samples"])
     wavs_a = {p: h for p, h in wavs_a.items() if p.endswith(".wav")}

@@ -68,7 +68,9 @@ def fake_results(tmp_path):
             save_wav(
                 wav_dirs[name] / f"item{i:04d}.wav", 0.2 * np.sin(2 * np.pi * (300 + 10 * k) * t)
             )
-    summary = summarize(metrics, per_utt, baseline="cascade", n_boot=200)
+    seeds = {name: None if name in ("gt", "gt_vocoded") else 1234 for name in metrics}
+    summary = summarize({n: {seeds[n]: m} for n, m in metrics.items()},
+                        {n: {seeds[n]: t} for n, t in per_utt.items()}, n_boot=200)
     steps = np.arange(0, 200, 10)
     curves = {
         "cascade/llm/train": pd.DataFrame(
@@ -151,3 +153,31 @@ def test_curve_captions_tell_probes_from_evaluations():
     assert "2 evaluations over 4.5 training minutes" in dev_html and "probes" not in dev_html
     assert "held-out synthesis, 2 probes over 6.0 training minutes" in curve_html
     assert "probe_s" not in curve_html  # bookkeeping columns are not drawn
+
+
+def test_report_shows_every_seed_and_both_baselines(tmp_path):
+    """Three training seeds a system: the table gives the seed count, each seed's WER and
+    the spread, p-values against the cascade and the control, and says what they resample."""
+    rng = np.random.default_rng(1)
+    words = np.full(60, 5)
+    metrics, per_utt = {}, {}
+    for name, rate in (("cascade", 0.3), ("cascade_matched", 0.29), ("e2e_full", 0.2)):
+        metrics[name], per_utt[name] = {}, {}
+        for seed in (1, 2, 3):
+            errors = rng.binomial(words, rate + 0.01 * seed)
+            table = pd.DataFrame({"item_id": [f"i{k}" for k in range(60)], "errors": errors,
+                                  "words": words, "sim": rng.normal(0.8, 0.02, 60)})
+            per_utt[name][seed] = table
+            metrics[name][seed] = {"wer": float(errors.sum() / words.sum()), "sim": float(table["sim"].mean()),
+                                   "n_items": 60, "n_missing": 0}
+    summary = summarize(metrics, per_utt, n_boot=300)
+    build_report(summary, {}, pd.DataFrame(), {}, {}, tmp_path, n_audio=0)
+    readme = (tmp_path / "README.md").read_text()
+    header = next(line for line in readme.splitlines() if line.startswith("| system"))
+    for col in ("seeds", "WER per seed", "WER seed sd", "p WER < cascade", "p WER < cascade_matched"):
+        assert f"| {col} |" in header, col
+    row = next(line for line in readme.splitlines() if line.startswith("| e2e_full |"))
+    per_seed = " / ".join(f"{100 * v:.1f}%" for v in summary["e2e_full"]["wer_per_seed"])
+    assert "| 3 |" in row and per_seed in row
+    assert "mean over 3 training seeds" in readme and "resample seeds and utterances" in readme
+    assert "e2e_full vs cascade_matched" in readme

@@ -8,6 +8,7 @@ import pytest
 
 from e2etts.audio import save_wav
 from e2etts.evaluate.score import score_system, summarize
+from e2etts.evaluate.stats import paired_bootstrap_pvalue
 
 SR = 16000
 
@@ -130,7 +131,9 @@ def test_summarize_flags_and_pvalues():
         name: {"wer": float(p["errors"].sum() / p["words"].sum()), "sim": float(p["sim"].mean())}
         for name, p in per.items()
     }
-    summary = summarize(metrics, per, baseline="cascade", n_boot=500)
+    one = {name: {None if name == "gt_vocoded" else 1: m} for name, m in metrics.items()}
+    per_one = {name: {next(iter(one[name])): p} for name, p in per.items()}
+    summary = summarize(one, per_one, n_boot=500)
     assert list(summary) == list(metrics)
     assert summary["broken"]["unintelligible"] and not summary["e2e_full"]["unintelligible"]
     assert summary["e2e_full"]["p_wer_lower_than_cascade"] < 0.05
@@ -139,10 +142,15 @@ def test_summarize_flags_and_pvalues():
     assert "p_wer_lower_than_cascade" not in summary["cascade"]
     assert summary["e2e_full"]["wer_rank"] == 1 and summary["cascade"]["wer_rank"] == 2
     assert summary["broken"]["wer_rank"] is None and summary["gt_vocoded"]["wer_rank"] is None
-    assert summary == summarize(metrics, per, baseline="cascade", n_boot=500)
+    assert summary == summarize(one, per_one, n_boot=500)
     json.dumps(summary)
+    # One seed: the seed-and-item test is the paired item bootstrap, number for number.
+    a, b = per["e2e_full"], per["cascade"]
+    assert summary["e2e_full"]["p_wer_lower_than_cascade"] == paired_bootstrap_pvalue(
+        a["errors"], a["words"], b["errors"], b["words"], n=500, seed=0)
+    assert summary["e2e_full"]["seeds"] == [1] and "seeds" not in summary["gt_vocoded"]
     # Without the topline nothing is flagged; without the baseline no tests.
-    bare = summarize({"e2e_full": metrics["e2e_full"]}, {"e2e_full": per["e2e_full"]})
+    bare = summarize({"e2e_full": one["e2e_full"]}, {"e2e_full": per_one["e2e_full"]})
     assert (
         "unintelligible" not in bare["e2e_full"]
         and "p_wer_lower_than_cascade" not in bare["e2e_full"]
@@ -162,8 +170,8 @@ def test_summary_counts_words_hit_and_empty_hypotheses():
                              "errors": [0, 0], "words": words, "sim": [0.5, 0.5]})
 
     per_utt = {"cascade": table(["the dog sat there now", "red door"]), "quiet": table(["", ""])}
-    metrics = {name: {"wer": 1.0} for name in per_utt}
-    out = summarize(metrics, per_utt, n_boot=10)
+    metrics = {name: {1: {"wer": 1.0}} for name in per_utt}
+    out = summarize(metrics, {name: {1: t} for name, t in per_utt.items()}, n_boot=10)
     assert out["cascade"]["word_hit_rate"] == pytest.approx(4 / 7)
     assert out["cascade"]["n_empty_hypotheses"] == 0
     assert out["quiet"]["word_hit_rate"] == 0.0 and out["quiet"]["n_empty_hypotheses"] == 2
@@ -177,3 +185,47 @@ def test_symbol_error_rate_counts_phones_not_characters():
     assert symbol_error_rate(ref, [[40, 41, 99, 43]]) == pytest.approx(0.25)
     assert symbol_error_rate(ref, [[]]) == pytest.approx(1.0)  # empty hypothesis: all deleted
     assert symbol_error_rate(ref + [[5, 6]], [[40, 41, 42, 43], [5]]) == pytest.approx(1 / 6)
+
+
+def _seed_runs(rng, words, seed_rates, sim):
+    """{training seed: (metrics, per-utterance table)} of a system whose seeds have the
+    given error rates."""
+    runs = {}
+    for k, rate in enumerate(seed_rates):
+        table = _per_utt(rng.binomial(words, rate), words, rng.normal(sim, 0.05, len(words)))
+        runs[100 + k] = ({"wer": float(table["errors"].sum() / table["words"].sum()),
+                          "sim": float(table["sim"].mean()), "n_items": len(words)}, table)
+    return runs
+
+
+def test_summarize_over_seeds_tests_the_seed_not_one_lucky_run():
+    """Three seeds a system: the row is the seed mean, with each seed's figure and the
+    spread; against the cascade and the control, the p-value resamples seeds too."""
+    rng = np.random.default_rng(3)
+    words = rng.integers(5, 15, size=200)
+    systems = {
+        "cascade": _seed_runs(rng, words, [0.20, 0.21, 0.19], 0.60),
+        "cascade_matched": _seed_runs(rng, words, [0.20, 0.20, 0.21], 0.60),
+        # better at every seed
+        "e2e_full": _seed_runs(rng, words, [0.15, 0.16, 0.15], 0.62),
+        # one lucky seed, two worse ones: a one-run test on seed 100 alone would call it
+        "e2e_lucky": _seed_runs(rng, words, [0.12, 0.28, 0.27], 0.60),
+    }
+    metrics = {n: {s: m for s, (m, _) in runs.items()} for n, runs in systems.items()}
+    per = {n: {s: t for s, (_, t) in runs.items()} for n, runs in systems.items()}
+    out = summarize(metrics, per, n_boot=1000)
+    full = out["e2e_full"]
+    assert full["seeds"] == [100, 101, 102]
+    assert full["wer"] == pytest.approx(np.mean(full["wer_per_seed"]))
+    assert full["wer_seed_sd"] == pytest.approx(np.std(full["wer_per_seed"], ddof=1))
+    assert full["wer_ci95"][0] <= full["wer"] <= full["wer_ci95"][1]
+    for baseline in ("cascade", "cascade_matched"):
+        assert full[f"p_wer_lower_than_{baseline}"] < 0.05
+        assert full[f"delta_wer_vs_{baseline}"] < 0 and full[f"delta_wer_vs_{baseline}_ci95"][1] < 0
+    assert out["cascade_matched"]["p_wer_lower_than_cascade"] > 0.05
+    assert "p_wer_lower_than_cascade_matched" not in out["cascade"]
+    lucky = out["e2e_lucky"]
+    first_seed_only = paired_bootstrap_pvalue(per["e2e_lucky"][100]["errors"], words,
+                                              per["cascade"][100]["errors"], words, n=1000)
+    assert first_seed_only < 0.05 and lucky["p_wer_lower_than_cascade"] > 0.2
+    assert out["e2e_full"]["wer_rank"] == 1

@@ -19,7 +19,7 @@ def test_default_profile_dry_run():
 
 def test_process_count_comes_from_the_profile():
     """torchrun's --nproc_per_node is resources.nproc, set by a profile or the command line."""
-    target = "results/checkpoints/cascade/llm/final.pt"
+    target = "results/checkpoints/s1234/cascade/llm/final.pt"
     plain = run(["snakemake", target, "-n", "-p", "--forceall"], REPO).stdout
     assert "e2etts train llm" in plain and "torchrun" not in plain
     ddp = run(["snakemake", target, "-n", "-p", "--forceall", "--set-resources", "train_llm:nproc=4"], REPO).stdout

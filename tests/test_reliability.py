@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 # Long enough to be killed mid-run: 60 steps, a checkpoint every 10.
 LONGER = {"tokenizer": {"train": {"max_steps": 60, "ckpt_every": 10, "eval_every": 20}}}
-TARGET = "results/checkpoints/cascade/tokenizer/final.pt"
+TARGET = "results/checkpoints/s1234/cascade/tokenizer/final.pt"
 
 
 def _sha(path):
@@ -39,7 +39,7 @@ def _snakemake(repo):
 
 
 def test_sigkill_resume_equals_uninterrupted_and_runs_reproduce(repo):
-    out = repo / "results/checkpoints/cascade/tokenizer"
+    out = repo / "results/checkpoints/s1234/cascade/tokenizer"
     env = dict(os.environ, PATH=f"{REPO / '.venv/bin'}{os.pathsep}{os.environ['PATH']}")
     proc = subprocess.Popen(_snakemake(repo), cwd=repo, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -56,8 +56,8 @@ def test_sigkill_resume_equals_uninterrupted_and_runs_reproduce(repo):
     # a killed training process alone needs no --unlock.
     run([*_snakemake(repo), "--unlock"], repo)
     run([*_snakemake(repo), "--rerun-incomplete"], repo)
-    log = (repo / "logs/cascade/train_tokenizer.log").read_text()
-    assert f"resumed tokenizer from results/checkpoints/cascade/tokenizer/last.pt at step {killed_at}" in log
+    log = (repo / "logs/s1234/cascade/train_tokenizer.log").read_text()
+    assert f"resumed tokenizer from results/checkpoints/s1234/cascade/tokenizer/last.pt at step {killed_at}" in log
 
     # Two uninterrupted runs from scratch through the CLI, same params and seed.
     from e2etts.config import deep_merge, load_yaml
@@ -71,6 +71,6 @@ def test_sigkill_resume_equals_uninterrupted_and_runs_reproduce(repo):
     assert _sha(a) == _sha(b), "two runs from scratch differ"
     assert _sha(out / "final.pt") == _sha(a), "resumed run differs from an uninterrupted one"
     # The pipeline writes its logs apart from the checkpoints; the bare CLI beside them.
-    resumed_log = repo / "results/train_logs/cascade/tokenizer/train_log.tsv"
+    resumed_log = repo / "results/train_logs/s1234/cascade/tokenizer/train_log.tsv"
     assert not (out / "train_log.tsv").exists()
     assert resumed_log.read_text().count("\n") == a.parent.joinpath("train_log.tsv").read_text().count("\n")

@@ -177,8 +177,8 @@ def test_summary_rows_and_report_table(tmp_path):
         for name in ("gt", "resynth_cascade", "cascade", "e2e_full", "e2e<tok>")
     }
     stats = {
-        "cascade": {"train": _tok(8.27, 1.84), "dev": _tok(8.3, 0.85)},
-        "e2e<tok>": {"train": _tok(8.5, 2.0)},
+        "cascade": [{"train": _tok(8.27, 1.84), "dev": _tok(8.3, 0.85)}],
+        "e2e<tok>": [{"train": _tok(8.5, 2.0)}, {"train": _tok(8.7, 2.2)}],  # two seeds
     }
     tokenizer_of = {
         "resynth_cascade": "cascade",
@@ -192,12 +192,14 @@ def test_summary_rows_and_report_table(tmp_path):
     assert (
         summary["cascade"]["token_mi_bits"] == 1.84 and summary["cascade"]["token_split"] == "train"
     )
-    assert summary["e2e_full"]["token_entropy_bits"] == 8.5
+    assert summary["e2e_full"]["token_entropy_bits"] == pytest.approx(8.6)
+    assert summary["e2e_full"]["token_entropy_bits_per_seed"] == [8.5, 8.7]
+    assert "token_entropy_bits_per_seed" not in summary["cascade"]
     assert summary["resynth_cascade"]["token_mi_bits_shuffled"] == 0.5
     rows = token_rows(summary)
     assert [r["tokenizer"] for r in rows] == ["cascade", "e2e<tok>"]
     assert rows[0]["used by"] == "resynth_cascade, cascade" and rows[0]["pairs"] == "1,234"
-    assert rows[1]["I corrected (bits)"] == "2.000"
+    assert rows[1]["I corrected (bits)"] == "2.100"
     build_report(summary, {}, pd.DataFrame(), {}, {}, tmp_path, n_audio=0)
     page = (tmp_path / "index.html").read_text()
     readme = (tmp_path / "README.md").read_text()

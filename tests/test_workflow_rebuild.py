@@ -80,34 +80,41 @@ def _placeholder_outputs(repo: Path, config: str) -> None:
     assert _jobs(run(["snakemake", "-n", "--configfile", config], repo).stdout) == set()
 
 
+def _seed_stage(stages: dict, name: str, seed: int) -> dict:
+    """A per-seed DVC stage (`foreach: ${seeds}`) as DVC resolves it for one seed."""
+    body = yaml.safe_dump(stages[name]["do"]).replace("${item}", str(seed))
+    return yaml.safe_load(body)
+
+
 def test_deleted_checkpoint_directory_is_rebuilt(tmp_path):
-    """`rm -rf results/checkpoints/cascade/llm` then `snakemake` (and the DVC stage's
+    """`rm -rf results/checkpoints/s1234/cascade/llm` then `snakemake` (and the DVC stage's
     target) retrains the LLM and re-runs what follows. Failed before: 'Nothing to be done'
     (Snakemake regenerates a missing intermediate only for a job downstream that has to
     run; system.json, the samples and the scores were present and newer)."""
     repo = copy_repo(tmp_path / "repo")
     _placeholder_outputs(repo, "config/smoke.yaml")
-    shutil.rmtree(repo / "results/checkpoints/cascade/llm")
+    shutil.rmtree(repo / "results/checkpoints/s1234/cascade/llm")
     dvc = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
-    cascade_target = dvc["cascade"]["cmd"].split()[-1]
+    cascade_target = _seed_stage(dvc, "cascade", 1234)["cmd"].split()[-1]
     for target in ([], [cascade_target]):
         jobs = _jobs(run(["snakemake", *target, "-n", "--configfile", "config/smoke.yaml"], repo).stdout)
         assert {"train_llm", "assemble_system"} <= jobs, (target, jobs)
         assert "train_tokenizer" not in jobs and "train_flow" not in jobs
     jobs = _jobs(run(["snakemake", "-n", "--configfile", "config/smoke.yaml"], repo).stdout)
-    assert {"synthesize_system", "score", "summarize", "report"} <= jobs
+    assert {"synthesize_system", "score_seeded", "summarize", "report"} <= jobs
 
     # Each DVC stage's target requests every output the stage declares, so a deleted one is
     # rebuilt when `dvc repro` re-runs the stage.
     for stage in ("cascade", "e2e"):
-        target = dvc[stage]["cmd"].split()[-1]
-        for out in dvc[stage]["outs"]:
+        body = _seed_stage(dvc, stage, 1234)
+        target = body["cmd"].split()[-1]
+        for out in body["outs"]:
             name = next(iter(out)) if isinstance(out, dict) else out
             gone = repo / name
             saved = tmp_path / "saved"
             shutil.move(gone, saved)
             jobs = _jobs(run(["snakemake", target, "-n", "--configfile", "config/smoke.yaml"], repo).stdout)
-            assert jobs - {f"{stage}_all"}, f"{stage}: {name} deleted, nothing to rebuild"
+            assert jobs - {f"{stage}_s1234"}, f"{stage}: {name} deleted, nothing to rebuild"
             shutil.move(saved, gone)
 
 

@@ -9,7 +9,7 @@ from workflow_utils import copy_repo, run
 
 pytestmark = pytest.mark.slow
 
-SYSTEMS = ["cascade", "e2e_tok", "e2e_fm", "e2e_full"]
+SYSTEMS = ["cascade", "cascade_matched", "e2e_tok", "e2e_fm", "e2e_full"]
 TOPLINES = ["gt", "gt_vocoded", "resynth_cascade", "resynth_e2e_tok"]
 
 
@@ -28,6 +28,9 @@ def test_summary_has_every_system_and_topline(smoke_repo):
         assert m["n_items"] == 4
         assert 0.0 <= m["wer_ci95"][0] <= m["wer"] <= m["wer_ci95"][1] or m["wer"] > 1.0
     assert "p_wer_lower_than_cascade" in summary["e2e_full"]
+    # The compute-matched control is a system of its own, and a second baseline.
+    assert "p_wer_lower_than_cascade_matched" in summary["e2e_full"]
+    assert summary["cascade_matched"]["tokenizer"] == "cascade" and summary["e2e_full"]["seeds"] == [1234]
     # Token diagnostics (issue 16) reach every row that speaks through a tokenizer.
     for name in SYSTEMS + TOPLINES[2:]:
         assert {"token_entropy_bits", "token_mi_bits", "token_mi_bits_shuffled"} <= set(summary[name]), name
@@ -45,12 +48,12 @@ def test_llm_did_not_memorize_and_curves_were_logged(smoke_repo):
     from e2etts.train import detect_memorization
 
     span = yaml.safe_load((smoke_repo / "config/smoke.yaml").read_text())["llm"]["train"]["memorization_span"]
-    dev = pd.read_csv(smoke_repo / "results/train_logs/cascade/llm/dev_log.tsv", sep="\t")
+    dev = pd.read_csv(smoke_repo / "results/train_logs/s1234/cascade/llm/dev_log.tsv", sep="\t")
     assert len(dev) > span  # enough evaluations for the guard to judge
     verdict = detect_memorization(dev["train_loss"].tolist(), dev["dev_loss"].tolist(), span)
     assert verdict is None, verdict
     for component in ("llm", "flow"):  # learning curves: held-out WER/SIM of synthesized speech
-        curve = pd.read_csv(smoke_repo / f"results/train_logs/cascade/{component}/curve_log.tsv", sep="\t")
+        curve = pd.read_csv(smoke_repo / f"results/train_logs/s1234/cascade/{component}/curve_log.tsv", sep="\t")
         assert {"step", "train_min", "dev_wer", "dev_sim", "dev_per"} <= set(curve.columns)
         assert curve["step"].iloc[0] == 0 and len(curve) >= 2
         assert curve["dev_wer"].between(0, 10).all() and curve["dev_sim"].between(-1, 1).all()
@@ -66,7 +69,7 @@ def test_report_and_synthesis_cli(smoke_repo):
     header, first = items[0].split("\t"), items[1].split("\t")
     row = dict(zip(header, first, strict=True))
     out = smoke_repo / "cli.wav"
-    proc = run(["e2etts", "synthesize", "--system", "results/checkpoints/e2e_full",
+    proc = run(["e2etts", "synthesize", "--system", "results/checkpoints/s1234/e2e_full",
                 "--text", "a short unseen sentence.", "--prompt-wav", row["prompt_wav"],
                 "--prompt-text", row["prompt_text"], "--out", str(out)], smoke_repo)
     assert "RTF" in proc.stdout
@@ -76,7 +79,7 @@ def test_report_and_synthesis_cli(smoke_repo):
     assert info.samplerate == 16000 and info.channels == 1 and info.frames > 0
     # Over-long text is split into sentence chunks, each synthesized with the same prompt.
     long_text = " ".join(["the quick brown fox jumps over the lazy dog, again and again."] * 8)
-    proc = run(["e2etts", "synthesize", "--system", "results/checkpoints/cascade",
+    proc = run(["e2etts", "synthesize", "--system", "results/checkpoints/s1234/cascade",
                 "--text", long_text, "--prompt-wav", row["prompt_wav"],
                 "--prompt-text", row["prompt_text"], "--out", str(out)], smoke_repo)
     assert "sentence chunks" in proc.stdout and sf.info(str(out)).frames > info.frames
@@ -113,7 +116,7 @@ def test_prefix_llm_alternative_through_the_workflow(smoke_repo, tmp_path):
     import torch
     import yaml
 
-    smoke_llm = torch.load(smoke_repo / "results/checkpoints/e2e_full/llm/final.pt", weights_only=False)
+    smoke_llm = torch.load(smoke_repo / "results/checkpoints/s1234/e2e_full/llm/final.pt", weights_only=False)
     assert smoke_llm["config"]["alignment"] == "interleaved"
     repo = tmp_path / "repo"
     shutil.copytree(smoke_repo, repo, symlinks=True)
@@ -121,17 +124,17 @@ def test_prefix_llm_alternative_through_the_workflow(smoke_repo, tmp_path):
     cfg["llm"]["model"]["alignment"] = "prefix"
     (repo / "config/prefix.yaml").write_text(yaml.safe_dump(cfg))
     # The target goes first: --configfile takes every path after it.
-    target = "results/checkpoints/cascade/system.json"
+    target = "results/checkpoints/s1234/cascade/system.json"
     dry = run(["snakemake", target, "-n", "-p", "--cores", "2", "--configfile", "config/prefix.yaml"], repo)
     train_llm = [line for line in dry.stdout.splitlines() if " train llm " in line]
     assert len(train_llm) == 1 and "--tokenizer" not in train_llm[0]
     run(["snakemake", target, "--cores", "2", "--configfile", "config/prefix.yaml"], repo)
-    llm = torch.load(repo / "results/checkpoints/cascade/llm/final.pt", weights_only=False)
+    llm = torch.load(repo / "results/checkpoints/s1234/cascade/llm/final.pt", weights_only=False)
     assert llm["config"]["alignment"] == "prefix"
     row = dict(zip(*[line.split("\t") for line in (repo / "results/eval/items.tsv").read_text().splitlines()[:2]],
                    strict=True))
     out = repo / "prefix.wav"
-    proc = run(["e2etts", "synthesize", "--system", "results/checkpoints/cascade",
+    proc = run(["e2etts", "synthesize", "--system", "results/checkpoints/s1234/cascade",
                 "--text", "a short unseen sentence.", "--prompt-wav", row["prompt_wav"],
                 "--prompt-text", row["prompt_text"], "--out", str(out)], repo)
     assert "RTF" in proc.stdout and out.stat().st_size > 1000
@@ -154,4 +157,4 @@ def test_changing_the_judge_rescores_without_retraining(smoke_repo, tmp_path):
     dry = run(["snakemake", "all", "-n", "--cores", "2", "--configfile", "config/smoke.yaml", "config/judge.yaml"], repo)
     stats = dry.stdout.split("Job stats:", 1)[1].split("Reasons:", 1)[0]
     jobs = set(re.findall(r"^(\w+)\s+\d+\s*$", stats, flags=re.M)) - {"total"}
-    assert jobs == {"score", "summarize", "report", "all"}, dry.stdout
+    assert jobs == {"score", "score_seeded", "summarize", "report", "all"}, dry.stdout

@@ -1,6 +1,6 @@
 """The one checkpoint module: full training state at fixed paths, written atomically.
 
-Layout of a component directory (results/checkpoints/<system>/<component>/):
+Layout of a component directory (results/checkpoints/s<seed>/<system>/<component>/):
   last.pt            full state (model, optimizer, scheduler, step, data position, RNG)
   step_<N>.pt        rotating copies of last.pt (train.keep_last of them)
   best.pt            model weights at the best held-out score so far

@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -388,27 +389,35 @@ def cmd_score(args) -> None:
     print(json.dumps(metrics, indent=1))
 
 
+def _seed_of(path: Path) -> int | None:
+    """The training seed of an output from its `s<seed>` folder (None: seed-free)."""
+    m = re.fullmatch(r"s(\d+)", path.parent.name)
+    return int(m.group(1)) if m else None
+
+
 def cmd_summarize(args) -> None:
     import pandas as pd
 
     from .atomic import write_json
     from .evaluate.score import summarize
 
-    metrics, per_utt = {}, {}
-    for path in args.metrics:
-        name = Path(path).stem
-        metrics[name] = json.loads(Path(path).read_text())
-        per_utt[name] = pd.read_csv(Path(path).with_suffix(".tsv"), sep="\t", keep_default_na=False)
-    summary = summarize(metrics, per_utt, baseline="cascade")
+    metrics: dict[str, dict] = {}
+    per_utt: dict[str, dict] = {}
+    for path in map(Path, args.metrics):
+        name, seed = path.stem, _seed_of(path)
+        if seed in metrics.get(name, {}):
+            raise UserError(f"{path}: a second metrics file for {name} at seed {seed}")
+        metrics.setdefault(name, {})[seed] = json.loads(path.read_text())
+        per_utt.setdefault(name, {})[seed] = pd.read_csv(path.with_suffix(".tsv"), sep="\t", keep_default_na=False)
+    summary = summarize(metrics, per_utt)
     if args.token_stats:
         from .token_stats import add_token_stats
 
-        stats = {}
-        for path in args.token_stats:
-            stem = Path(path).stem
-            if not stem.startswith("tokens_"):
+        stats: dict[str, list] = {}
+        for path in map(Path, args.token_stats):
+            if not path.stem.startswith("tokens_"):
                 raise UserError(f"{path}: expected a tokens_<tokenizer>.json file")
-            stats[stem[len("tokens_") :]] = json.loads(Path(path).read_text())
+            stats.setdefault(path.stem[len("tokens_") :], []).append(json.loads(path.read_text()))
         pairs = [item.partition("=") for item in args.tokenizer_of]
         bad = [a for a, eq, b in pairs if not (eq and a and b)]
         if bad:
@@ -425,13 +434,22 @@ def cmd_report(args) -> None:
 
     summary = json.loads(Path(args.summary).read_text())
     items = pd.read_csv(args.items, sep="\t", keep_default_na=False)
+
+    def run_dir(root: str, name: str) -> Path:
+        """A row's outputs under root: its first training seed's for a seeded row."""
+        seeds = summary[name].get("seeds")
+        return Path(root) / f"s{seeds[0]}" if seeds else Path(root)
+
     per_utt = {
-        name: pd.read_csv(Path(args.metrics_dir) / f"{name}.tsv", sep="\t", keep_default_na=False)
+        name: pd.read_csv(run_dir(args.metrics_dir, name) / f"{name}.tsv", sep="\t", keep_default_na=False)
         for name in summary
     }
-    wav_dirs = {name: Path(args.samples_dir) / name for name in summary}
+    wav_dirs = {name: run_dir(args.samples_dir, name) / name for name in summary}
+    # Training curves of the first seed (results/train_logs/s<seed>/<system>/<component>/).
+    seeds = [e["seeds"][0] for e in summary.values() if e.get("seeds")]
+    logs_root = Path(args.train_logs_dir) / (f"s{seeds[0]}" if seeds else "")
     curves = {}
-    for log in sorted(Path(args.train_logs_dir).glob("*/*/*_log.tsv")):
+    for log in sorted(logs_root.glob("*/*/*_log.tsv")):
         system, component = log.parts[-3], log.parts[-2]
         curves[f"{system}/{component}/{log.stem.replace('_log', '')}"] = pd.read_csv(log, sep="\t")
     build_report(summary, per_utt, items, wav_dirs, curves, Path(args.out_dir), n_audio=args.n_audio)

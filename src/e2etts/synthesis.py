@@ -1,6 +1,6 @@
 """Zero-shot synthesis: text + a prompt utterance -> 16 kHz speech, for any system.
 
-A system directory (results/checkpoints/<system>/) holds `system.json`, naming the
+A system directory (results/checkpoints/s<seed>/<system>/) holds `system.json`, naming the
 tokenizer, LLM and flow checkpoints it uses (E2E systems share some) and the vocoder,
 so every system is synthesized by exactly the same code. The checkpoint paths in it are
 relative to the project root (the directory the pipeline runs in); `resolve_spec_paths`
@@ -151,7 +151,7 @@ class System:
         if not spec_path.exists():
             raise UserError(
                 f"{spec_path}: not found; --system must be a trained system directory such as "
-                "results/checkpoints/cascade (run `snakemake` first)"
+                "results/checkpoints/s1234/cascade (run `snakemake` first)"
             )
         self.spec = resolve_spec_paths(json.loads(spec_path.read_text()), spec_path)
         self.name = self.spec["name"]

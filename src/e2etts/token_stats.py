@@ -147,7 +147,7 @@ def token_stats(
 
 
 def token_file_stats(path, n_shuffles: int = N_SHUFFLES, seed: int = 0) -> dict[str, float | int]:
-    """``token_stats`` of one token file (``data/tokens/<system>/<split>.pt``: {"utt_id",
+    """``token_stats`` of one token file (``data/tokens/s<seed>/<system>/<split>.pt``: {"utt_id",
     "tokens": [LongTensor (T_i,)], "fsq_levels"}), plus the codebook figures the extraction
     step used to write (``code_usage``, ``code_perplexity``, ``code_entropy_bits``; by
     ``metrics.codebook_stats``, the same function as before, so their values do not move)."""
@@ -183,37 +183,44 @@ SUMMARY_KEYS = {
 
 def add_token_stats(
     summary: dict[str, dict],
-    stats: dict[str, dict],
+    stats: dict[str, list[dict]],
     tokenizer_of: dict[str, str],
     split: str = SUMMARY_SPLIT,
 ) -> dict[str, dict]:
     """Copy each tokenizer's diagnostics into the summary rows that use it (in place).
 
-    summary: summary.json ({row name: metrics}); stats: {tokenizer: tokens_<tokenizer>.json};
-    tokenizer_of: {row name: tokenizer}, e.g. cascade and resynth_cascade -> "cascade", the
-    E2E systems and resynth_e2e_tok -> "e2e_tok". Rows gain ``tokenizer``, ``token_split`` and
-    the ``SUMMARY_KEYS``; rows without a tokenizer (gt, gt_vocoded) are left as they are.
-    The row layout stays {name: flat metrics}, which every reader of summary.json iterates.
+    summary: summary.json ({row name: metrics}); stats: {tokenizer: [tokens_<tokenizer>.json
+    of each training seed]}; tokenizer_of: {row name: tokenizer}, e.g. cascade and
+    resynth_cascade -> "cascade", the E2E systems and resynth_e2e_tok -> "e2e_tok". Rows gain
+    ``tokenizer``, ``token_split`` and the ``SUMMARY_KEYS`` (the seed mean, with
+    ``<key>_per_seed`` when there are several seeds); rows without a tokenizer (gt,
+    gt_vocoded) are left as they are. The row layout stays {name: flat metrics}, which
+    every reader of summary.json iterates.
     """
     from .errors import UserError
 
     for name, tok in tokenizer_of.items():
         if name not in summary:
             continue
-        if tok not in stats:
+        if not stats.get(tok):
             raise UserError(
                 f"{name}: no token statistics for tokenizer {tok!r} (have {sorted(stats)})"
             )
-        if split not in stats[tok]:
-            raise UserError(f"tokens_{tok}.json: no {split!r} split (have {sorted(stats[tok])})")
-        figures = stats[tok][split]
-        missing = [k for k in SUMMARY_KEYS.values() if k not in figures]
-        if missing:
-            raise UserError(f"tokens_{tok}.json: {split} lacks {missing}; re-run token-stats")
+        runs = []
+        for run in stats[tok]:
+            if split not in run:
+                raise UserError(f"tokens_{tok}.json: no {split!r} split (have {sorted(run)})")
+            missing = [k for k in SUMMARY_KEYS.values() if k not in run[split]]
+            if missing:
+                raise UserError(f"tokens_{tok}.json: {split} lacks {missing}; re-run token-stats")
+            runs.append(run[split])
         summary[name]["tokenizer"] = tok
         summary[name]["token_split"] = split
         for out_key, key in SUMMARY_KEYS.items():
-            summary[name][out_key] = figures[key]
+            values = [run[key] for run in runs]
+            summary[name][out_key] = values[0] if len(values) == 1 else float(np.mean(values))
+            if len(values) > 1:
+                summary[name][f"{out_key}_per_seed"] = values
     return summary
 
 

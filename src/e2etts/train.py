@@ -96,7 +96,7 @@ class TrainTask:
 def detect_memorization(
     train_means: Sequence[float], dev_values: Sequence[float], span: int, min_drop: float = 0.02
 ) -> str | None:
-    """The memorization pattern FEASIBILITY.md found, or None.
+    """The memorization pattern docs/feasibility.md found, or None.
 
     train_means[i]: mean training loss over the steps before evaluation i; dev_values[i]:
     the held-out metric at evaluation i (lower is better). Fires when the best held-out

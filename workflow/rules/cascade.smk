@@ -1,15 +1,15 @@
 # Component rules shared by the cascade and the E2E stage-2 consolidation.
-# cascade: each component trained on its own (METHOD.md, "Cascaded baseline").
+# cascade: each component trained on its own (docs/method.md, "The cascade").
 # e2e_tok: tokenizer from joint E1 (frozen); LLM and flow continue from their E1 weights
 #          with the `stage2_llm` / `stage2_flow` schedules.
 rule train_tokenizer:
     input:
         features=expand("data/features/{split}.pt", split=["train", "dev"]),
     output:
-        model=f"{CKPT}/cascade/tokenizer/final.pt",
+        model=f"{CKPT}/s{{seed}}/cascade/tokenizer/final.pt",
     params:
         launch=launcher,
-        cfg=section_json("seed", "tokenizer"),
+        cfg=seeded_json("seed", "tokenizer"),
         out_dir=lambda wc, output: os.path.dirname(output.model),
         log_dir=train_log_dir,
     priority: TRAIN_PRIORITY
@@ -22,9 +22,9 @@ rule train_tokenizer:
     conda:
         CONDA_ENV
     log:
-        "logs/cascade/train_tokenizer.log",
+        "logs/s{seed}/cascade/train_tokenizer.log",
     benchmark:
-        "benchmarks/cascade/train_tokenizer.tsv"
+        "benchmarks/s{seed}/cascade/train_tokenizer.tsv"
     shell:
         "{params.launch} train tokenizer --params {params.cfg:q} --out-dir {params.out_dir} --log-dir {params.log_dir}"
         " --threads {threads} > {log} 2>&1"
@@ -32,10 +32,10 @@ rule train_tokenizer:
 
 rule extract_tokens:
     input:
-        tokenizer=f"{CKPT}/{{system}}/tokenizer/final.pt",
+        tokenizer=f"{CKPT}/s{{seed}}/{{system}}/tokenizer/final.pt",
         features=expand("data/features/{split}.pt", split=SPLITS),
     output:
-        tokens=expand("data/tokens/{{system}}/{split}.pt", split=SPLITS),
+        tokens=expand("data/tokens/s{{seed}}/{{system}}/{split}.pt", split=SPLITS),
     threads: 1
     resources:
         mem_mb=4000,
@@ -43,9 +43,9 @@ rule extract_tokens:
     conda:
         CONDA_ENV
     log:
-        "logs/{system}/extract_tokens.log",
+        "logs/s{seed}/{system}/extract_tokens.log",
     benchmark:
-        "benchmarks/{system}/extract_tokens.tsv",
+        "benchmarks/s{seed}/{system}/extract_tokens.tsv",
     shell:
         "e2etts extract-tokens --tokenizer {input.tokenizer} --features {input.features}"
         " --out {output.tokens} --threads {threads} > {log} 2>&1"
@@ -56,9 +56,9 @@ rule extract_tokens:
 # (raw plug-in, shuffled-successor baseline, corrected; src/e2etts/token_stats.py).
 rule token_stats:
     input:
-        tokens=expand("data/tokens/{{system}}/{split}.pt", split=SPLITS),
+        tokens=expand("data/tokens/s{{seed}}/{{system}}/{split}.pt", split=SPLITS),
     output:
-        stats="results/metrics/tokens_{system}.json",
+        stats="results/metrics/tokens/s{seed}/tokens_{system}.json",
     threads: 1
     resources:
         mem_mb=2000,
@@ -66,9 +66,9 @@ rule token_stats:
     conda:
         CONDA_ENV
     log:
-        "logs/{system}/token_stats.log",
+        "logs/s{seed}/{system}/token_stats.log",
     benchmark:
-        "benchmarks/{system}/token_stats.tsv"
+        "benchmarks/s{seed}/{system}/token_stats.tsv"
     shell:
         "e2etts token-stats --tokens {input.tokens} --out {output.stats} > {log} 2>&1"
 
@@ -76,11 +76,11 @@ rule token_stats:
 rule train_llm:
     input:
         unpack(curve_inputs("llm")),
-        tokens=expand("data/tokens/{{system}}/{split}.pt", split=["train", "dev"]),
+        tokens=expand("data/tokens/s{{seed}}/{{system}}/{split}.pt", split=["train", "dev"]),
         init=stage2_init("llm"),
-        align_tokenizer=align_tokenizer,
+        align_tokenizer=align_tokenizer(None),
     output:
-        model=f"{CKPT}/{{system}}/llm/final.pt",
+        model=f"{CKPT}/s{{seed}}/{{system}}/llm/final.pt",
     wildcard_constraints:
         system="cascade|e2e_tok",
     params:
@@ -102,9 +102,9 @@ rule train_llm:
     conda:
         CONDA_ENV
     log:
-        "logs/{system}/train_llm.log",
+        "logs/s{seed}/{system}/train_llm.log",
     benchmark:
-        "benchmarks/{system}/train_llm.tsv"
+        "benchmarks/s{seed}/{system}/train_llm.tsv"
     shell:
         "{params.launch} train llm --params {params.cfg:q} --tokens-dir {params.tokens_dir} {params.init} {params.align}"
         " {params.curves} --out-dir {params.out_dir} --log-dir {params.log_dir} --threads {threads} > {log} 2>&1"
@@ -113,12 +113,12 @@ rule train_llm:
 rule train_flow:
     input:
         unpack(curve_inputs("flow")),
-        tokens=expand("data/tokens/{{system}}/{split}.pt", split=["train", "dev"]),
+        tokens=expand("data/tokens/s{{seed}}/{{system}}/{split}.pt", split=["train", "dev"]),
         init=stage2_init("flow"),
     output:
-        model=f"{CKPT}/{{system}}/flow/final.pt",
+        model=f"{CKPT}/s{{seed}}/{{system}}/flow/final.pt",
     wildcard_constraints:
-        system="cascade|e2e_tok",
+        system="|".join(["cascade", *E1_SYSTEMS]),
     params:
         launch=launcher,
         cfg=component_cfg("flow"),
@@ -137,19 +137,55 @@ rule train_flow:
     conda:
         CONDA_ENV
     log:
-        "logs/{system}/train_flow.log",
+        "logs/s{seed}/{system}/train_flow.log",
     benchmark:
-        "benchmarks/{system}/train_flow.tsv"
+        "benchmarks/s{seed}/{system}/train_flow.tsv"
     shell:
         "{params.launch} train flow --params {params.cfg:q} --tokens-dir {params.tokens_dir} {params.init}"
         " {params.curves} --out-dir {params.out_dir} --log-dir {params.log_dir} --threads {threads} > {log} 2>&1"
+
+
+# The compute-matched control (issue 16): the cascade LLM continued for the updates the E2E
+# LLM gets beyond it (matched_steps in common.smk), on its own next-token loss, with the
+# cascade's tokens, tokenizer (alignment) and flow.
+rule train_matched_llm:
+    input:
+        tokens=expand("data/tokens/s{{seed}}/cascade/{split}.pt", split=["train", "dev"]),
+        init=f"{CKPT}/s{{seed}}/cascade/llm/final.pt",
+        align_tokenizer=align_tokenizer("cascade"),
+    output:
+        model=f"{CKPT}/s{{seed}}/cascade_matched/llm/final.pt",
+    params:
+        launch=launcher,
+        cfg=matched_cfg,
+        tokens_dir=lambda wc, input: os.path.dirname(input.tokens[0]),
+        out_dir=lambda wc, output: os.path.dirname(output.model),
+        log_dir=train_log_dir,
+        align=lambda wc, input: f"--tokenizer {input.align_tokenizer}" if input.align_tokenizer else "",
+    priority: TRAIN_PRIORITY
+    threads: 1
+    resources:
+        nproc=1,
+        mem_mb=4000,
+        runtime=60,
+        gpu=0,
+    conda:
+        CONDA_ENV
+    log:
+        "logs/s{seed}/cascade_matched/train_llm.log",
+    benchmark:
+        "benchmarks/s{seed}/cascade_matched/train_llm.tsv"
+    shell:
+        "{params.launch} train llm --params {params.cfg:q} --tokens-dir {params.tokens_dir} --init {input.init}"
+        " --train-section cascade_matched {params.align} --out-dir {params.out_dir} --log-dir {params.log_dir}"
+        " --threads {threads} > {log} 2>&1"
 
 
 rule assemble_system:
     input:
         unpack(system_components),
     output:
-        system=f"{CKPT}/{{system}}/system.json",
+        system=f"{CKPT}/s{{seed}}/{{system}}/system.json",
     params:
         cfg=section_json("vocoder", "synthesis", "synthesis_checks"),
         vocoder_arg=lambda wc, input: f"--vocoder {input.vocoder}" if input.vocoder else "",
@@ -157,9 +193,9 @@ rule assemble_system:
     conda:
         CONDA_ENV
     log:
-        "logs/{system}/assemble.log",
+        "logs/s{seed}/{system}/assemble.log",
     benchmark:
-        "benchmarks/{system}/assemble.tsv",
+        "benchmarks/s{seed}/{system}/assemble.tsv",
     shell:
         "e2etts assemble-system --params {params.cfg:q} --name {wildcards.system}"
         " --tokenizer {input.tokenizer} --llm {input.llm} --flow {input.flow}"
@@ -170,3 +206,13 @@ rule assemble_system:
 rule cascade_all:
     input:
         stage_files("cascade"),
+
+
+# One seed's cascade stage (the DVC stage cascade@<seed>).
+for _seed in SEEDS:
+
+    rule:
+        name:
+            f"cascade_s{_seed}"
+        input:
+            stage_files("cascade", _seed),

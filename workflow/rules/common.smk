@@ -4,10 +4,21 @@ from pathlib import Path
 from types import SimpleNamespace
 
 SPLITS = ["train", "dev", "test"]
-# Systems the report compares (METHOD.md) and the toplines that bound them (EVAL.md).
-SYSTEMS = ["cascade", "e2e_tok", "e2e_fm", "e2e_full"]
+# Systems the report compares (docs/method.md), the compute-matched control among them, and
+# the toplines that bound them (docs/evaluation.md).
+SYSTEMS = ["cascade", "cascade_matched", "e2e_tok", "e2e_fm", "e2e_full"]
 # Token resynthesis for each tokenizer (cascade CTC tokenizer; E1 joint tokenizer).
 TOPLINES = ["gt", "gt_vocoded", "resynth_cascade", "resynth_e2e_tok"]
+# Rows that do not depend on a training seed (the recordings and the vocoded recordings);
+# every other row is trained, synthesized and scored once per training seed.
+SEED_FREE = ["gt", "gt_vocoded"]
+SEEDED = [n for n in TOPLINES + SYSTEMS if n not in SEED_FREE]
+# Training seeds (params `seeds`): each one's outputs live under an `s<seed>` folder.
+SEEDS = [int(s) for s in config["seeds"]]
+# E1 designs compared on the dev list (params e1_designs; none by default): each is a
+# "system" e1_<name> with its own E1 run, tokenizer, tokens and stage-2 flow, like e2e_tok.
+E1_DESIGNS = [f"e1_{name}" for name in config["e1_designs"]["designs"]]
+E1_SYSTEMS = ["e2e_tok", *E1_DESIGNS]
 CONDA_ENV = "../envs/e2etts.yaml"
 # Training jobs are the long poles of the DAG: when a core frees up, start the next training
 # before the short synthesis/scoring jobs, which fill the gaps. In the session-6 run the
@@ -92,26 +103,71 @@ TRAIN_LOGS = "results/train_logs"
 
 
 def train_log_dir(wc, output):
-    """results/checkpoints/<system>/<component> -> results/train_logs/<system>/<component>."""
+    """results/checkpoints/s<seed>/<system>/<component> -> results/train_logs/s<seed>/<system>/<component>."""
     ckpt_dir = os.path.dirname(output.model)
     return TRAIN_LOGS + ckpt_dir[len(CKPT):]
 
 
-def stage2_init(component):
-    """Input function: E1 weights to start from, for e2e_tok only."""
+def seeded_json(*keys):
+    """Like section_json, with `seed` set to the job's training seed (wildcard `seed`): a
+    training rule's `params:`. For the first seed of the default this is the same JSON as
+    before seeds existed, so its jobs did not re-run."""
 
     def inner(wc):
-        return [f"{CKPT}/e2e_tok/init/{component}.pt"] if wc.system == "e2e_tok" else []
+        cfg = {k: config[k] for k in keys if k != "seed"}
+        return json.dumps({"seed": int(wc.seed), **cfg}, sort_keys=True)
 
     return inner
 
 
-def align_tokenizer(wc):
+def stage2_init(component):
+    """Input function: E1 weights to start from, for an E1 system (e2e_tok, an E1 design)."""
+
+    def inner(wc):
+        return [f"{CKPT}/s{wc.seed}/{wc.system}/init/{component}.pt"] if wc.system in E1_SYSTEMS else []
+
+    return inner
+
+
+def e1_design(wc):
+    """The overrides of an E1 design ({} for the default E1, e2e_tok)."""
+    if wc.e1 == "e2e_tok":
+        return {}
+    return config["e1_designs"]["designs"][wc.e1[len("e1_"):]]
+
+
+def e1_cfg(wc):
+    """train_joint_e1's params: the default E1's sections, with a design's overrides merged
+    into joint_e1 (the same JSON as before designs existed for e2e_tok)."""
+    cfg = {k: config[k] for k in ("tokenizer", "flow", "llm", "reward")}
+    joint = json.loads(json.dumps(config["joint_e1"]))
+    design = e1_design(wc)
+    for part in ("objective", "train"):
+        joint.setdefault(part, {}).update(design.get(part, {}))
+    return json.dumps({"seed": int(wc.seed), **cfg, "joint_e1": joint}, sort_keys=True)
+
+
+def e1_warm_start(wc):
+    """Input function (unpack): the cascade components an E1 design starts from."""
+    return {f"warm_{c}": f"{CKPT}/s{wc.seed}/cascade/{c}/final.pt" for c in e1_design(wc).get("warm_start", [])}
+
+
+def e1_warm_args(wc, input):
+    return " ".join(f"--init-{n[len('warm_'):]} {getattr(input, n)}" for n in ("warm_flow", "warm_llm") if hasattr(input, n))
+
+
+def align_tokenizer(tokens_of):
     """Input function: the tokens' tokenizer, whose CTC head aligns text symbols to tokens,
-    for an LLM in the interleaved format (llm.model.alignment); E2 uses e2e_tok's."""
-    if config["llm"]["model"].get("alignment", "prefix") != "interleaved":
-        return []
-    return [f"{CKPT}/{getattr(wc, 'system', 'e2e_tok')}/tokenizer/final.pt"]
+    for an LLM in the interleaved format (llm.model.alignment). tokens_of: the system whose
+    tokens the LLM reads (None: the job's `system` wildcard); E2 reads e2e_tok's, the
+    control the cascade's."""
+
+    def inner(wc):
+        if config["llm"]["model"].get("alignment", "prefix") != "interleaved":
+            return []
+        return [f"{CKPT}/s{wc.seed}/{tokenizer_of(tokens_of or wc.system)}/tokenizer/final.pt"]
+
+    return inner
 
 
 def curves_on(wc):
@@ -133,13 +189,34 @@ def curve_eval():
 
 def component_cfg(component):
     def inner(wc):
-        keys = ("seed", component, f"stage2_{component}") if wc.system == "e2e_tok" else ("seed", component)
-        cfg = {k: config[k] for k in keys}
+        keys = (component, f"stage2_{component}") if wc.system in E1_SYSTEMS else (component,)
+        cfg = {"seed": int(wc.seed), **{k: config[k] for k in keys}}
         if curves_on(wc):  # the probe synthesizes and scores like the evaluation does
             cfg.update({k: config[k] for k in ("curves", "synthesis", "vocoder")}, eval=curve_eval())
         return json.dumps(cfg, sort_keys=True)
 
     return inner
+
+
+def matched_steps():
+    """The control's updates: what the E2E LLM gets beyond the cascade LLM's schedule
+    (E1 + stage 2 + E2 full - cascade LLM). An E2E chain with no more updates than the
+    cascade has no control to build, and says so."""
+    e2e = sum(config[s]["train"]["max_steps"] for s in ("joint_e1", "stage2_llm", "joint_e2_full"))
+    extra = e2e - config["llm"]["train"]["max_steps"]
+    if extra <= 0:
+        raise ValueError(
+            f"cascade_matched: the E2E LLM gets {e2e} updates, the cascade LLM"
+            f" {config['llm']['train']['max_steps']}: nothing to match (params.yaml)"
+        )
+    return extra
+
+
+def matched_cfg(wc):
+    """The control's params: the LLM's model section and the cascade_matched schedule, with
+    max_steps from matched_steps()."""
+    train = {**config["cascade_matched"]["train"], "max_steps": matched_steps()}
+    return json.dumps({"seed": int(wc.seed), "llm": config["llm"], "cascade_matched": {"train": train}}, sort_keys=True)
 
 
 def curve_inputs(component):
@@ -150,10 +227,10 @@ def curve_inputs(component):
             return {}
         inputs = {
             "curve_items": "data/manifests/dev_items.tsv",
-            "curve_tokenizer": f"{CKPT}/cascade/tokenizer/final.pt",
+            "curve_tokenizer": f"{CKPT}/s{wc.seed}/cascade/tokenizer/final.pt",
         }
         if component == "llm":
-            inputs["curve_flow"] = f"{CKPT}/cascade/flow/final.pt"
+            inputs["curve_flow"] = f"{CKPT}/s{wc.seed}/cascade/flow/final.pt"
         return inputs
 
     return inner
@@ -175,25 +252,33 @@ def tokenizer_of(name):
     name = name[len("resynth_"):] if name.startswith("resynth_") else name
     if name not in SYSTEMS:
         return ""
-    return "cascade" if name == "cascade" else "e2e_tok"
+    return "cascade" if name in ("cascade", "cascade_matched") else "e2e_tok"
 
 
 def system_components(wc):
-    """Which checkpoints make up each system (METHOD.md, 'Systems the report compares')."""
+    """Which checkpoints make up each system of a seed (docs/method.md, 'The systems
+    compared'): the control is the cascade with its own LLM."""
+    root = f"{CKPT}/s{wc.seed}"
+    if wc.system in E1_DESIGNS:  # resynthesized only: the design's E1 LLM completes the set
+        return {
+            "tokenizer": f"{root}/{wc.system}/tokenizer/final.pt",
+            "llm": f"{root}/{wc.system}/init/llm.pt",
+            "flow": f"{root}/{wc.system}/flow/final.pt",
+            "vocoder": vocoder_checkpoint(),
+        }
     tok_system = tokenizer_of(wc.system)
-    llm_system = wc.system if wc.system != "cascade" else "cascade"
     return {
-        "tokenizer": f"{CKPT}/{tok_system}/tokenizer/final.pt",
-        "llm": f"{CKPT}/{llm_system}/llm/final.pt",
-        "flow": f"{CKPT}/{tok_system}/flow/final.pt",
+        "tokenizer": f"{root}/{tok_system}/tokenizer/final.pt",
+        "llm": f"{root}/{wc.system}/llm/final.pt",
+        "flow": f"{root}/{tok_system}/flow/final.pt",
         "vocoder": vocoder_checkpoint(),
     }
 
 
-def system_files(system):
+def system_files(system, seed):
     """A system's system.json and every checkpoint it points at (system_components)."""
-    parts = system_components(SimpleNamespace(system=system))
-    return [f"{CKPT}/{system}/system.json", parts["tokenizer"], parts["llm"], parts["flow"], *parts["vocoder"]]
+    parts = system_components(SimpleNamespace(system=system, seed=seed))
+    return [f"{CKPT}/s{seed}/{system}/system.json", parts["tokenizer"], parts["llm"], parts["flow"], *parts["vocoder"]]
 
 
 # Stage targets (the DVC stages' commands and `rule all` request them). Snakemake rebuilds a
@@ -202,14 +287,37 @@ def system_files(system):
 # system.json pointing at a file that no longer exists (issue 21, item 3). A rule without
 # outputs always runs when targeted, and Snakemake rebuilds whatever of its inputs is
 # missing and everything downstream of that; so each stage target lists every file the
-# stage writes and later stages read.
-def stage_files(stage):
+# stage writes and later stages read. One seed's files, or every seed's (seed None).
+def stage_files(stage, seed=None):
+    if seed is None:
+        return list(dict.fromkeys(f for s in SEEDS for f in stage_files(stage, s)))
     if stage == "cascade":
-        return [*system_files("cascade"), *expand("data/tokens/cascade/{split}.pt", split=SPLITS),
-                "results/metrics/tokens_cascade.json"]
+        files = [*expand(f"data/tokens/s{seed}/cascade/{{split}}.pt", split=SPLITS),
+                 f"results/metrics/tokens/s{seed}/tokens_cascade.json"]
+        for system in ("cascade", "cascade_matched"):
+            files += system_files(system, seed)
+        return list(dict.fromkeys(files))
     if stage == "e2e":
-        files = [*expand("data/tokens/e2e_tok/{split}.pt", split=SPLITS), "results/metrics/tokens_e2e_tok.json"]
+        files = [*expand(f"data/tokens/s{seed}/e2e_tok/{{split}}.pt", split=SPLITS),
+                 f"results/metrics/tokens/s{seed}/tokens_e2e_tok.json"]
         for system in ("e2e_tok", "e2e_fm", "e2e_full"):
-            files += system_files(system)
+            files += system_files(system, seed)
         return list(dict.fromkeys(files))
     raise ValueError(stage)
+
+
+def metric_files(ext="json"):
+    """Every scored row's metrics file: the seed-free toplines once, the rest per seed."""
+    return [f"results/metrics/systems/{n}.{ext}" for n in SEED_FREE] + [
+        f"results/metrics/systems/s{s}/{n}.{ext}" for s in SEEDS for n in SEEDED
+    ]
+
+
+def sample_files():
+    return [f"results/samples/{n}/synthesis.json" for n in SEED_FREE] + [
+        f"results/samples/s{s}/{n}/synthesis.json" for s in SEEDS for n in SEEDED
+    ]
+
+
+wildcard_constraints:
+    seed=r"\d+",

@@ -1,23 +1,27 @@
-# End-to-end training (METHOD.md): E1 joint tokenizer -> stage-2 consolidation and reward
+# End-to-end training (docs/method.md): E1 joint tokenizer -> stage-2 consolidation and reward
 # fitting -> E2 LLM through the frozen flow and reward model.
 
 
 rule train_joint_e1:
     input:
+        unpack(e1_warm_start),
         features=expand("data/features/{split}.pt", split=["train", "dev"]),
         init=(
-            [f"{CKPT}/cascade/tokenizer/final.pt"]
+            [f"{CKPT}/s{{seed}}/cascade/tokenizer/final.pt"]
             if config["joint_e1"].get("objective", {}).get("init_tokenizer", True)
             else []
         ),
     output:
-        model=f"{CKPT}/e2e_tok/joint_e1/final.pt",
+        model=f"{CKPT}/s{{seed}}/{{e1}}/joint_e1/final.pt",
+    wildcard_constraints:
+        e1="|".join(E1_SYSTEMS),
     params:
         launch=launcher,
-        cfg=section_json("seed", "tokenizer", "flow", "llm", "reward", "joint_e1"),
+        cfg=e1_cfg,
         out_dir=lambda wc, output: os.path.dirname(output.model),
         log_dir=train_log_dir,
         init=lambda wc, input: f"--init {input.init}" if input.init else "",
+        warm=e1_warm_args,
     priority: TRAIN_PRIORITY
     threads: 1
     resources:
@@ -28,11 +32,11 @@ rule train_joint_e1:
     conda:
         CONDA_ENV
     log:
-        "logs/e2e_tok/train_joint_e1.log",
+        "logs/s{seed}/{e1}/train_joint_e1.log",
     benchmark:
-        "benchmarks/e2e_tok/train_joint_e1.tsv"
+        "benchmarks/s{seed}/{e1}/train_joint_e1.tsv"
     shell:
-        "{params.launch} train joint_e1 --params {params.cfg:q} {params.init}"
+        "{params.launch} train joint_e1 --params {params.cfg:q} {params.init} {params.warm}"
         " --out-dir {params.out_dir} --log-dir {params.log_dir} --threads {threads} > {log} 2>&1"
 
 
@@ -40,45 +44,49 @@ rule export_joint_e1:
     input:
         model=rules.train_joint_e1.output.model,
     output:
-        parts=expand(f"{CKPT}/e2e_tok/init/{{part}}.pt", part=["tokenizer", "flow", "llm", "reward"]),
+        parts=expand(f"{CKPT}/s{{{{seed}}}}/{{{{e1}}}}/init/{{part}}.pt", part=["tokenizer", "flow", "llm", "reward"]),
+    wildcard_constraints:
+        e1="|".join(E1_SYSTEMS),
     params:
         out_dir=lambda wc, output: os.path.dirname(output.parts[0]),
     localrule: True
     conda:
         CONDA_ENV
     log:
-        "logs/e2e_tok/export_joint_e1.log",
+        "logs/s{seed}/{e1}/export_joint_e1.log",
     benchmark:
-        "benchmarks/e2e_tok/export_joint_e1.tsv",
+        "benchmarks/s{seed}/{e1}/export_joint_e1.tsv",
     shell:
         "e2etts export-components --checkpoint {input.model} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule frozen_e1_tokenizer:
     input:
-        f"{CKPT}/e2e_tok/init/tokenizer.pt",
+        f"{CKPT}/s{{seed}}/{{e1}}/init/tokenizer.pt",
     output:
-        f"{CKPT}/e2e_tok/tokenizer/final.pt",
+        f"{CKPT}/s{{seed}}/{{e1}}/tokenizer/final.pt",
+    wildcard_constraints:
+        e1="|".join(E1_SYSTEMS),
     localrule: True
     conda:
         CONDA_ENV
     log:
-        "logs/e2e_tok/frozen_tokenizer.log",
+        "logs/s{seed}/{e1}/frozen_tokenizer.log",
     benchmark:
-        "benchmarks/e2e_tok/frozen_tokenizer.tsv",
+        "benchmarks/s{seed}/{e1}/frozen_tokenizer.tsv",
     shell:
         "cp {input} {output} 2> {log}"
 
 
 rule fit_reward:
     input:
-        tokens=expand("data/tokens/e2e_tok/{split}.pt", split=["train", "dev"]),
-        init=f"{CKPT}/e2e_tok/init/reward.pt",
+        tokens=expand("data/tokens/s{{seed}}/e2e_tok/{split}.pt", split=["train", "dev"]),
+        init=f"{CKPT}/s{{seed}}/e2e_tok/init/reward.pt",
     output:
-        model=f"{CKPT}/e2e_tok/reward/final.pt",
+        model=f"{CKPT}/s{{seed}}/e2e_tok/reward/final.pt",
     params:
         launch=launcher,
-        cfg=section_json("seed", "reward"),
+        cfg=seeded_json("seed", "reward"),
         tokens_dir=lambda wc, input: os.path.dirname(input.tokens[0]),
         out_dir=lambda wc, output: os.path.dirname(output.model),
         log_dir=train_log_dir,
@@ -92,9 +100,9 @@ rule fit_reward:
     conda:
         CONDA_ENV
     log:
-        "logs/e2e_tok/fit_reward.log",
+        "logs/s{seed}/e2e_tok/fit_reward.log",
     benchmark:
-        "benchmarks/e2e_tok/fit_reward.tsv"
+        "benchmarks/s{seed}/e2e_tok/fit_reward.tsv"
     shell:
         "{params.launch} train reward --params {params.cfg:q} --tokens-dir {params.tokens_dir}"
         " --init {input.init} --out-dir {params.out_dir} --log-dir {params.log_dir} --threads {threads} > {log} 2>&1"
@@ -102,18 +110,18 @@ rule fit_reward:
 
 rule train_joint_e2:
     input:
-        tokens=expand("data/tokens/e2e_tok/{split}.pt", split=["train", "dev"]),
-        llm=f"{CKPT}/e2e_tok/llm/final.pt",
-        flow=f"{CKPT}/e2e_tok/flow/final.pt",
-        reward=f"{CKPT}/e2e_tok/reward/final.pt",
-        align_tokenizer=align_tokenizer,
+        tokens=expand("data/tokens/s{{seed}}/e2e_tok/{split}.pt", split=["train", "dev"]),
+        llm=f"{CKPT}/s{{seed}}/e2e_tok/llm/final.pt",
+        flow=f"{CKPT}/s{{seed}}/e2e_tok/flow/final.pt",
+        reward=f"{CKPT}/s{{seed}}/e2e_tok/reward/final.pt",
+        align_tokenizer=align_tokenizer("e2e_tok"),
     output:
-        model=f"{CKPT}/e2e_{{variant}}/llm/final.pt",
+        model=f"{CKPT}/s{{seed}}/e2e_{{variant}}/llm/final.pt",
     wildcard_constraints:
         variant="fm|full",
     params:
         launch=launcher,
-        cfg=lambda wc: section_json("seed", f"joint_e2_{wc.variant}"),
+        cfg=lambda wc: seeded_json("seed", f"joint_e2_{wc.variant}")(wc),
         tokens_dir=lambda wc, input: os.path.dirname(input.tokens[0]),
         out_dir=lambda wc, output: os.path.dirname(output.model),
         log_dir=train_log_dir,
@@ -128,9 +136,9 @@ rule train_joint_e2:
     conda:
         CONDA_ENV
     log:
-        "logs/e2e_{variant}/train_joint_e2.log",
+        "logs/s{seed}/e2e_{variant}/train_joint_e2.log",
     benchmark:
-        "benchmarks/e2e_{variant}/train_joint_e2.tsv"
+        "benchmarks/s{seed}/e2e_{variant}/train_joint_e2.tsv"
     shell:
         "{params.launch} train joint_e2 --section joint_e2_{wildcards.variant} --params {params.cfg:q}"
         " --tokens-dir {params.tokens_dir} --init {input.llm} --flow {input.flow}"
@@ -141,3 +149,13 @@ rule train_joint_e2:
 rule e2e_all:
     input:
         stage_files("e2e"),
+
+
+# One seed's E2E stage (the DVC stage e2e@<seed>).
+for _seed in SEEDS:
+
+    rule:
+        name:
+            f"e2e_s{_seed}"
+        input:
+            stage_files("e2e", _seed),

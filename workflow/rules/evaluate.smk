@@ -1,11 +1,13 @@
-# Evaluation (EVAL.md): one test list, the same judges for systems and toplines.
+# Evaluation (docs/evaluation.md): one test list, the same judges for systems and toplines.
 # Synthesis and scoring are separate rules, so changing a judge re-scores without
 # re-synthesizing.
 
 
 wildcard_constraints:
-    system="|".join(SYSTEMS),
+    system="|".join(SYSTEMS + E1_DESIGNS),
     name="|".join(SYSTEMS + TOPLINES),
+    seeded="|".join(SEEDED),
+    seed_free="|".join(SEED_FREE),
 
 
 rule make_items:
@@ -31,14 +33,13 @@ rule make_items:
 
 rule synthesize_system:
     input:
-        system="results/checkpoints/{system}/system.json",
+        system="results/checkpoints/s{seed}/{system}/system.json",
         test_items=rules.make_items.output.test_items,
     output:
-        stats="results/samples/{system}/synthesis.json",
+        stats="results/samples/s{seed}/{system}/synthesis.json",
     params:
         system_dir=lambda wc, input: os.path.dirname(input.system),
         out_dir=lambda wc, output: os.path.dirname(output.stats),
-        seed=config["seed"],
     threads: 1
     resources:
         mem_mb=3000,
@@ -46,12 +47,12 @@ rule synthesize_system:
     conda:
         CONDA_ENV
     log:
-        "logs/eval/synthesize_{system}.log",
+        "logs/s{seed}/eval/synthesize_{system}.log",
     benchmark:
-        "benchmarks/eval/synthesize_{system}.tsv"
+        "benchmarks/s{seed}/eval/synthesize_{system}.tsv"
     shell:
         "e2etts synthesize --system {params.system_dir} --items {input.test_items}"
-        " --out-dir {params.out_dir} --seed {params.seed} --threads {threads} > {log} 2>&1"
+        " --out-dir {params.out_dir} --seed {wildcards.seed} --threads {threads} > {log} 2>&1"
 
 
 rule topline_gt:
@@ -96,33 +97,32 @@ rule topline_gt_vocoded:
 
 rule topline_resynth:
     input:
-        system="results/checkpoints/{system}/system.json",
+        system="results/checkpoints/s{seed}/{system}/system.json",
         test_items=rules.make_items.output.test_items,
     output:
-        stats="results/samples/resynth_{system}/synthesis.json",
+        stats="results/samples/s{seed}/resynth_{system}/synthesis.json",
     params:
         system_dir=lambda wc, input: os.path.dirname(input.system),
         out_dir=lambda wc, output: os.path.dirname(output.stats),
-        seed=config["seed"],
     threads: 1
     conda:
         CONDA_ENV
     log:
-        "logs/eval/topline_resynth_{system}.log",
+        "logs/s{seed}/eval/topline_resynth_{system}.log",
     benchmark:
-        "benchmarks/eval/topline_resynth_{system}.tsv",
+        "benchmarks/s{seed}/eval/topline_resynth_{system}.tsv",
     shell:
         "e2etts topline resynth --items {input.test_items} --system {params.system_dir}"
-        " --seed {params.seed} --out-dir {params.out_dir} > {log} 2>&1"
+        " --seed {wildcards.seed} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule score:
     input:
         test_items=rules.make_items.output.test_items,
-        stats="results/samples/{name}/synthesis.json",
+        stats="results/samples/{seed_free}/synthesis.json",
     output:
-        metrics="results/metrics/systems/{name}.json",
-        per_utt="results/metrics/systems/{name}.tsv",
+        metrics="results/metrics/systems/{seed_free}.json",
+        per_utt="results/metrics/systems/{seed_free}.tsv",
     params:
         cfg=section_json("eval"),
         wav_dir=lambda wc, input: os.path.dirname(input.stats),
@@ -133,19 +133,46 @@ rule score:
     conda:
         CONDA_ENV
     log:
-        "logs/eval/score_{name}.log",
+        "logs/eval/score_{seed_free}.log",
     benchmark:
-        "benchmarks/eval/score_{name}.tsv"
+        "benchmarks/eval/score_{seed_free}.tsv"
     shell:
         "e2etts score --params {params.cfg:q} --items {input.test_items} --wav-dir {params.wav_dir}"
-        " --system {wildcards.name} --per-utt {output.per_utt} --metrics {output.metrics}"
+        " --system {wildcards.seed_free} --per-utt {output.per_utt} --metrics {output.metrics}"
+        " --threads {threads} > {log} 2>&1"
+
+
+rule score_seeded:
+    input:
+        test_items=rules.make_items.output.test_items,
+        stats="results/samples/s{seed}/{seeded}/synthesis.json",
+    output:
+        metrics="results/metrics/systems/s{seed}/{seeded}.json",
+        per_utt="results/metrics/systems/s{seed}/{seeded}.tsv",
+    params:
+        cfg=section_json("eval"),
+        wav_dir=lambda wc, input: os.path.dirname(input.stats),
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    conda:
+        CONDA_ENV
+    log:
+        "logs/s{seed}/eval/score_{seeded}.log",
+    benchmark:
+        "benchmarks/s{seed}/eval/score_{seeded}.tsv"
+    shell:
+        "e2etts score --params {params.cfg:q} --items {input.test_items} --wav-dir {params.wav_dir}"
+        " --system {wildcards.seeded} --per-utt {output.per_utt} --metrics {output.metrics}"
         " --threads {threads} > {log} 2>&1"
 
 
 rule summarize:
     input:
-        metrics=expand("results/metrics/systems/{name}.json", name=TOPLINES + SYSTEMS),
-        token_stats=expand("results/metrics/tokens_{tok}.json", tok=TOKENIZERS),
+        metrics=metric_files("json"),
+        per_utt=metric_files("tsv"),
+        token_stats=expand("results/metrics/tokens/s{seed}/tokens_{tok}.json", seed=SEEDS, tok=TOKENIZERS),
     output:
         summary="results/metrics/summary.json",
     params:
@@ -169,7 +196,7 @@ rule report:
     input:
         summary=rules.summarize.output.summary,
         test_items=rules.make_items.output.test_items,
-        systems=expand("results/checkpoints/{system}/system.json", system=SYSTEMS),
+        systems=expand("results/checkpoints/s{seed}/{system}/system.json", seed=SEEDS, system=SYSTEMS),
     output:
         html="results/report/index.html",
         readme="results/report/README.md",
@@ -195,7 +222,8 @@ rule report:
 rule evaluate_all:
     input:
         rules.make_items.output.test_items,
-        expand("results/samples/{name}/synthesis.json", name=TOPLINES + SYSTEMS),
-        expand("results/metrics/systems/{name}.{ext}", name=TOPLINES + SYSTEMS, ext=["json", "tsv"]),
+        sample_files(),
+        metric_files("json"),
+        metric_files("tsv"),
         rules.summarize.output.summary,
         rules.report.output,

@@ -5,7 +5,7 @@ in dev or train and a dev sentence never in train. Speakers held out of training
 ``n_test_unseen_speakers`` (zero-shot test) and ``n_dev_unseen_speakers`` (held-out
 model selection), spread over the base voices. Each train sentence is spoken once, by the
 training speakers in rotation: as many distinct sentences as possible per hour of audio,
-which is what a small LLM needs to generalize instead of memorizing (FEASIBILITY.md).
+which is what a small LLM needs to generalize instead of memorizing (docs/feasibility.md).
 """
 
 from __future__ import annotations

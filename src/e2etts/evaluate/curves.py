@@ -1,12 +1,12 @@
 """Learning curves: held-out WER/SIM of a component *while it trains*.
 
-FEASIBILITY.md showed training loss saying "done" while unseen sentences came out as
+docs/feasibility.md showed training loss saying "done" while unseen sentences came out as
 babble, so the LLM and the flow are judged on speech, not loss: every
 ``curves.every_steps`` the training loop hands the current weights to a `HeldOutProbe`,
 which synthesizes a fixed dev list (unseen sentences; seen and unseen voices), and scores
 it with the same WER and SIM judges as the test evaluation. Rows go to
-``curve_log.tsv`` next to the checkpoints (step, training minutes, WER, SIM), which
-`dvc plots` and the report draw.
+``curve_log.tsv`` in results/train_logs/<system>/<component>/ (step, training minutes,
+WER, SIM), which `dvc plots` and the report draw.
 
 - LLM probe: text + prompt -> current LLM -> a fixed, already trained flow -> vocoder.
 - Flow probe: ground-truth tokens of the target (the fixed tokenizer) -> current flow.

@@ -1,4 +1,4 @@
-"""The fixed test list (EVAL.md): each item pairs two utterances of one test speaker.
+"""The fixed test list (docs/evaluation.md): each item pairs two utterances of one test speaker.
 
 - target: its text is the sentence to synthesize, its audio is the ground truth;
 - prompt: another utterance of the same speaker (audio + text), preferably 2-6 s long.

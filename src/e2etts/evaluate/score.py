@@ -25,8 +25,7 @@ from .stats import (
     bootstrap_ci_mean,
     bootstrap_ci_wer,
     corpus_wer,
-    paired_bootstrap_pvalue,
-    paired_bootstrap_pvalue_sim,
+    seed_item_bootstrap,
 )
 
 log = logging.getLogger(__name__)
@@ -208,69 +207,143 @@ def _metrics(per_utt: pd.DataFrame, n_boot: int, seed: int) -> dict:
     }
 
 
-def _paired(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
-    cols = ["item_id", "errors", "words", "sim"]
-    return a[cols].merge(b[cols], on="item_id", suffixes=("_a", "_b"), validate="one_to_one")
+def _aligned(tables: list[pd.DataFrame], order: pd.Series, column: str) -> np.ndarray:
+    """(seeds, items): each seed's ``column`` in the item order ``order`` (item ids)."""
+    out = []
+    for table in tables:
+        by_item = table.set_index("item_id")[column]
+        if by_item.index.has_duplicates:
+            raise DataError(f"per-utterance table lists an item twice ({column})")
+        out.append(by_item.reindex(order).to_numpy(float))
+    return np.stack(out)
+
+
+def _shared_items(*table_lists: list[pd.DataFrame]) -> pd.Series:
+    """Item ids present in every table (in the first table's order)."""
+    first = table_lists[0][0]["item_id"]
+    keep = np.ones(len(first), dtype=bool)
+    for tables in table_lists:
+        for table in tables:
+            keep &= first.isin(table["item_id"]).to_numpy()
+    return first[keep].reset_index(drop=True)
+
+
+# Per-run metrics averaged over seeds in a row of several (the seed mean is the figure).
+SEED_MEAN_KEYS = ("wer", "wer_utt_mean", "sim", "wer_seen", "wer_unseen", "sim_seen", "sim_unseen", "rtf")
+BASELINES = ("cascade", "cascade_matched")
+
+
+def _seed_row(runs: dict, tables: dict, n_boot: int, seed: int) -> dict:
+    """One summary row from a system's runs ({training seed or None: metrics}) and their
+    per-utterance tables. One run: its metrics as scored. Several: the seed mean of each
+    figure, its per-seed values and spread, and intervals from the seed-and-item bootstrap."""
+    keys = list(runs)
+    entry = dict(runs[keys[0]])
+    if keys != [None]:
+        entry["seeds"] = keys
+    if len(keys) == 1:
+        return entry
+    for key in SEED_MEAN_KEYS:
+        values = [runs[k].get(key) for k in keys]
+        if all(v is not None for v in values):
+            entry[key] = float(np.mean(values))
+            entry[f"{key}_per_seed"] = [float(v) for v in values]
+    entry["n_missing"] = int(sum(runs[k].get("n_missing", 0) for k in keys))
+    for key in ("wer", "sim"):
+        values = entry.get(f"{key}_per_seed")
+        entry[f"{key}_seed_sd"] = float(np.std(values, ddof=1)) if values else None
+    if all(k in tables for k in keys):
+        seq = [tables[k] for k in keys]
+        order = _shared_items(seq)
+        errors, words = _aligned(seq, order, "errors"), _aligned(seq, order, "words")
+        entry["wer_ci95"] = seed_item_bootstrap(errors, words, n=n_boot, seed=seed)["wer_ci95"]
+        sims = _aligned(seq, order, "sim")
+        entry["sim_ci95"] = seed_item_bootstrap(sims, np.ones_like(sims), n=n_boot, seed=seed)["wer_ci95"]
+    return entry
+
+
+def _versus(a: dict, b: dict, baseline: str, n_boot: int, seed: int) -> dict:
+    """Row A against a baseline row B, both {training seed: per-utterance table}: the
+    seed-and-item bootstrap (evaluate.stats.seed_item_bootstrap) on the items both scored.
+    With one seed each it is the paired item bootstrap."""
+    ta, tb = list(a.values()), list(b.values())
+    order = _shared_items(ta, tb)
+    if not len(order):
+        return {}
+    wer = seed_item_bootstrap(
+        _aligned(ta, order, "errors"), _aligned(ta, order, "words"),
+        _aligned(tb, order, "errors"), _aligned(tb, order, "words"), n=n_boot, seed=seed,
+    )
+    # Higher SIM is better: "A's SIM higher" is "A's negated SIM lower" (a mean is a ratio
+    # over one word per item).
+    sim_a, sim_b = _aligned(ta, order, "sim"), _aligned(tb, order, "sim")
+    sim = seed_item_bootstrap(-sim_a, np.ones_like(sim_a), -sim_b, np.ones_like(sim_b), n=n_boot, seed=seed)
+    return {
+        f"p_wer_lower_than_{baseline}": wer["p_lower"],
+        f"delta_wer_vs_{baseline}": wer["delta"],
+        f"delta_wer_vs_{baseline}_ci95": wer["delta_ci95"],
+        f"p_sim_higher_than_{baseline}": sim["p_lower"],
+        f"delta_sim_vs_{baseline}": -sim["delta"],
+        "n_paired": int(len(order)),
+    }
 
 
 def summarize(
     system_metrics: dict[str, dict],
-    per_utt: dict[str, pd.DataFrame],
-    baseline: str = "cascade",
+    per_utt: dict[str, dict],
+    baselines: tuple[str, ...] = BASELINES,
     n_boot: int = BOOTSTRAP_ROUNDS,
     seed: int = 0,
 ) -> dict:
-    """-> {system: metrics + flags + tests}, in the input order.
+    """-> {row: metrics + flags + tests}, in the input order.
 
-    Adds to each system's metrics:
+    system_metrics: {row: {training seed: metrics}} and per_utt: {row: {training seed:
+    per-utterance table}}, seed None for rows no training seed touches (gt, gt_vocoded).
+    A row of one seed keeps its scored metrics; a row of several gets the seed mean of each
+    figure, ``<figure>_per_seed``, ``wer_seed_sd`` / ``sim_seed_sd`` and seed-and-item
+    bootstrap intervals (evaluate.stats.seed_item_bootstrap). Each row also gets:
     - ``topline``: ground truth / vocoded ground truth / resynthesis rows;
     - ``unintelligible`` (only when ``gt_vocoded`` is scored): WER above 3x its WER;
     - ``wer_rank``: 1 = lowest WER among the non-topline, intelligible systems (else None);
-    - ``word_hit_rate`` (reference words recognized / reference words) and
-      ``n_empty_hypotheses``: on unintelligible speech WER mixes hallucinated insertions
-      with deletions, and a system the judge hears as silence can "win" on WER alone;
-    - vs ``baseline`` when its per-utterance table is given: ``p_wer_lower_than_<baseline>``
-      and ``p_sim_higher_than_<baseline>`` (one-sided paired bootstrap over the shared items,
-      small = this system is reliably better), ``delta_wer_vs_<baseline>``,
-      ``delta_sim_vs_<baseline>`` and ``n_paired``.
+    - ``word_hit_rate`` (reference words recognized / reference words, seed mean) and
+      ``n_empty_hypotheses`` (all seeds): on unintelligible speech WER mixes hallucinated
+      insertions with deletions, and a system the judge hears as silence can "win" on WER;
+    - vs each of ``baselines`` present (the cascade and its compute-matched control):
+      ``p_wer_lower_than_<b>`` and ``p_sim_higher_than_<b>`` (one-sided, resampling seeds
+      and items; small = this row is reliably better), ``delta_wer_vs_<b>`` (seed means)
+      with ``delta_wer_vs_<b>_ci95``, ``delta_sim_vs_<b>`` and ``n_paired`` (items).
     """
     summary: dict[str, dict] = {}
-    topline_wer = system_metrics.get("gt_vocoded", {}).get("wer")
+    gt_vocoded = system_metrics.get("gt_vocoded")
     threshold = None
-    if topline_wer is not None:
+    if gt_vocoded:
+        topline_wer = np.mean([m["wer"] for m in gt_vocoded.values()])
         threshold = UNINTELLIGIBLE_FACTOR * max(float(topline_wer), UNINTELLIGIBLE_FLOOR)
-    base = per_utt.get(baseline) if baseline in system_metrics else None
-    for name, metrics in system_metrics.items():
-        entry = dict(metrics)
+    for name, runs in system_metrics.items():
+        tables = per_utt.get(name, {})
+        entry = _seed_row(runs, tables, n_boot, seed)
         entry["topline"] = is_topline(name)
-        table = per_utt.get(name)
-        if table is not None and {"reference", "hypothesis", "words"} <= set(table.columns):
-            refs, hyps = table["reference"].astype(str), table["hypothesis"].fillna("").astype(str)
-            hits = sum(utterance_hits(r, h) for r, h in zip(refs, hyps, strict=True))
-            entry["word_hit_rate"] = hits / max(float(table["words"].sum()), 1.0)
-            entry["n_empty_hypotheses"] = int(sum(not normalize_for_wer(h) for h in hyps))
+        hit_rates, empties = [], 0
+        for table in tables.values():
+            if {"reference", "hypothesis", "words"} <= set(table.columns):
+                refs, hyps = table["reference"].astype(str), table["hypothesis"].fillna("").astype(str)
+                hits = sum(utterance_hits(r, h) for r, h in zip(refs, hyps, strict=True))
+                hit_rates.append(hits / max(float(table["words"].sum()), 1.0))
+                empties += int(sum(not normalize_for_wer(h) for h in hyps))
+        if hit_rates:
+            entry["word_hit_rate"] = float(np.mean(hit_rates))
+            entry["n_empty_hypotheses"] = empties
         if threshold is not None:
-            entry["unintelligible"] = bool(name != "gt_vocoded" and metrics["wer"] > threshold)
+            entry["unintelligible"] = bool(name != "gt_vocoded" and entry["wer"] > threshold)
             entry["unintelligible_wer_threshold"] = threshold
-        if base is not None and name != baseline and name in per_utt:
-            pairs = _paired(per_utt[name], base)
-            if len(pairs):
-                entry[f"p_wer_lower_than_{baseline}"] = paired_bootstrap_pvalue(
-                    pairs["errors_a"],
-                    pairs["words_a"],
-                    pairs["errors_b"],
-                    pairs["words_b"],
-                    n=n_boot,
-                    seed=seed,
-                )
-                entry[f"p_sim_higher_than_{baseline}"] = paired_bootstrap_pvalue_sim(
-                    pairs["sim_a"], pairs["sim_b"], n=n_boot, seed=seed
-                )
-                entry[f"delta_wer_vs_{baseline}"] = corpus_wer(
-                    pairs["errors_a"], pairs["words_a"]
-                ) - corpus_wer(pairs["errors_b"], pairs["words_b"])
-                entry[f"delta_sim_vs_{baseline}"] = float((pairs["sim_a"] - pairs["sim_b"]).mean())
-                entry["n_paired"] = int(len(pairs))
+            entry["unintelligible_factor"] = UNINTELLIGIBLE_FACTOR
+        if not entry["topline"] and tables:
+            # A baseline is tested against the ones before it (the control against the
+            # cascade), never against itself or a later one.
+            earlier = baselines[: baselines.index(name)] if name in baselines else baselines
+            for baseline in earlier:
+                if per_utt.get(baseline):
+                    entry.update(_versus(tables, per_utt[baseline], baseline, n_boot, seed))
         summary[name] = entry
     ranked = sorted(
         (n for n, e in summary.items() if not e["topline"] and not e.get("unintelligible", False)),

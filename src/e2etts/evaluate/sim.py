@@ -5,7 +5,7 @@ GE2E encoder, whose weights ship inside the PyPI package. A real-scale backend (
 WavLM speaker-verification model from a local path) is added with ``register_backend``.
 
 No system in this project is conditioned on resemblyzer embeddings (the voice comes from
-the prompt tokens and prompt mel), so the judge is not also a training input (EVAL.md).
+the prompt tokens and prompt mel), so the judge is not also a training input (docs/evaluation.md).
 """
 
 from __future__ import annotations

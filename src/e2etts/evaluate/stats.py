@@ -144,6 +144,15 @@ def _seed_mean_wer(e: np.ndarray, w: np.ndarray, seeds: np.ndarray, items: np.nd
     return _ratio(errs, words).mean(-1)
 
 
+def _seed_draw(rng, rounds: int, n_seeds: int) -> np.ndarray:
+    """(rounds, n_seeds) seed indices drawn with replacement. One seed has one draw and
+    consumes no random numbers, so with one seed per system the item resamples (and the
+    p-value and interval) are exactly those of the one-level bootstraps above."""
+    if n_seeds == 1:
+        return np.zeros((rounds, 1), dtype=np.int64)
+    return rng.integers(0, n_seeds, size=(rounds, n_seeds))
+
+
 def seed_item_bootstrap(
     errors_a, words_a, errors_b=None, words_b=None, n: int = DEFAULT_ROUNDS, seed: int = 0, level: float = 0.95
 ) -> dict:
@@ -178,10 +187,10 @@ def seed_item_bootstrap(
     for start in range(0, n, _CHUNK):
         rounds = min(_CHUNK, n - start)
         items = rng.integers(0, n_items, size=(rounds, n_items))
-        wer_a = _seed_mean_wer(ea, wa, rng.integers(0, ea.shape[0], size=(rounds, ea.shape[0])), items)
+        wer_a = _seed_mean_wer(ea, wa, _seed_draw(rng, rounds, ea.shape[0]), items)
         stats_a.append(wer_a)
         if paired:
-            wer_b = _seed_mean_wer(eb, wb, rng.integers(0, eb.shape[0], size=(rounds, eb.shape[0])), items)
+            wer_b = _seed_mean_wer(eb, wb, _seed_draw(rng, rounds, eb.shape[0]), items)
             deltas.append(wer_a - wer_b)
             not_better += int(np.count_nonzero(wer_a >= wer_b))
     out["wer_ci95"] = list(_interval(np.concatenate(stats_a), out["wer_seed_mean"], level))

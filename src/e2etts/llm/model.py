@@ -1,8 +1,9 @@
 """Text-to-speech-token language model: a decoder-only transformer (pre-norm, RoPE).
 
-Two sequence formats (cfg.alignment). The default, `interleaved`, re-enters each text
-symbol in the speech stream before its own tokens (llm/interleave.py: forward_units,
-loss_units, and generation that walks every symbol in order). The `prefix` format:
+Two sequence formats (cfg.alignment; params.yaml sets `interleaved`, the dataclass default
+is `prefix`). `interleaved` re-enters each text symbol in the speech stream before its own
+tokens (llm/interleave.py: forward_units, loss_units, and generation that walks every
+symbol in order). The `prefix` format:
 
 Sequence per item:  [text ids (L)] <sep> [speech tokens (S)]  -> predicts speech 0..S-1, <eos>.
     position of <sep>      predicts speech token 0

@@ -88,23 +88,37 @@ def _esc(x) -> str:
     return html.escape(str(x), quote=True)
 
 
-def _baseline_of(summary: dict) -> str | None:
+def baselines_of(summary: dict) -> list[str]:
+    """The rows the systems were tested against (``p_wer_lower_than_<row>`` keys), in the
+    order first met: the cascade, then its compute-matched control."""
+    found: list[str] = []
     for entry in summary.values():
         for key in entry:
             if key.startswith("p_wer_lower_than_"):
-                return key[len("p_wer_lower_than_") :]
-    return None
+                name = key[len("p_wer_lower_than_") :]
+                if name not in found:
+                    found.append(name)
+    return sorted(found, key=lambda n: (n != "cascade", found.index(n)))
+
+
+def _factor(summary: dict) -> str:
+    """The unintelligibility factor as summarize applied it (e.g. "3x"), from summary.json."""
+    factors = {e["unintelligible_factor"] for e in summary.values() if "unintelligible_factor" in e}
+    return f"{factors.pop():g}x" if len(factors) == 1 else "a multiple of"
+
+
+def _seed_counts(summary: dict) -> list[int]:
+    return [len(e.get("seeds") or [None]) for e in summary.values()]
 
 
 def display_order(summary: dict) -> list[str]:
-    """Toplines first (gt, gt_vocoded, resynth_*), then the baseline, then the other systems.
+    """Toplines first (gt, gt_vocoded, resynth_*), then the baselines, then the other systems.
 
     summary.json is written with sorted keys, so its own order carries no meaning.
     """
     fixed = [n for n in ("gt", "gt_vocoded") if n in summary]
     resynth = sorted(n for n in summary if n.startswith("resynth_"))
-    baseline = _baseline_of(summary)
-    head = fixed + resynth + ([baseline] if baseline in summary else [])
+    head = fixed + resynth + [b for b in baselines_of(summary) if b in summary]
     return head + [n for n in summary if n not in head]
 
 
@@ -123,7 +137,8 @@ def judges_note(summary: dict) -> str:
 
 def comparison_rows(summary: dict) -> list[dict[str, str]]:
     """The comparison table as display strings, one dict per system (summary order)."""
-    baseline = _baseline_of(summary)
+    baselines = baselines_of(summary)
+    several_seeds = max(_seed_counts(summary), default=1) > 1
     rows = []
     for name, m in summary.items():
         if m.get("unintelligible"):
@@ -147,7 +162,12 @@ def comparison_rows(summary: dict) -> list[dict[str, str]]:
             "RTF": _f3(m.get("rtf")),
             "missing": f"{m.get('n_missing', 0)}/{m.get('n_items', '-')}",
         }
-        if baseline:
+        if several_seeds:
+            per_seed = m.get("wer_per_seed")
+            row["seeds"] = str(len(m.get("seeds") or [])) or "-"
+            row["WER per seed"] = " / ".join(_pct(v) for v in per_seed) if per_seed else _pct(m.get("wer"))
+            row["WER seed sd"] = _pct(m.get("wer_seed_sd"))
+        for baseline in baselines:
             row[f"p WER < {baseline}"] = _pval(m.get(f"p_wer_lower_than_{baseline}"))
             row[f"p SIM > {baseline}"] = _pval(m.get(f"p_sim_higher_than_{baseline}"))
         row["note"] = note
@@ -480,21 +500,24 @@ def samples_table(
 
 # ---------------------------------------------------------------------------- report
 def _pvalue_lines(summary: dict) -> list[str]:
-    baseline = _baseline_of(summary)
-    if not baseline:
+    baselines = baselines_of(summary)
+    if not baselines:
         return ["- no baseline row: no paired tests"]
-    base = summary.get(baseline, {})
     lines = []
-    for name, m in summary.items():
-        if f"p_wer_lower_than_{baseline}" not in m or m.get("topline"):
-            continue
-        lines.append(
-            f"- {name} vs {baseline}: WER {_pct(m.get('wer'))} vs {_pct(base.get('wer'))}, "
-            f"p(WER lower) = {_pval(m.get(f'p_wer_lower_than_{baseline}'))}; "
-            f"SIM {_f3(m.get('sim'))} vs {_f3(base.get('sim'))}, "
-            f"p(SIM higher) = {_pval(m.get(f'p_sim_higher_than_{baseline}'))} "
-            f"({m.get('n_paired', '?')} paired items)"
-        )
+    for baseline in baselines:
+        base = summary.get(baseline, {})
+        for name, m in summary.items():
+            if f"p_wer_lower_than_{baseline}" not in m or m.get("topline"):
+                continue
+            lines.append(
+                f"- {name} vs {baseline}: WER {_pct(m.get('wer'))} vs {_pct(base.get('wer'))}"
+                f" (difference {_pct(m.get(f'delta_wer_vs_{baseline}'))},"
+                f" 95% CI {_ci(m.get(f'delta_wer_vs_{baseline}_ci95'), _pct)}),"
+                f" p(WER lower) = {_pval(m.get(f'p_wer_lower_than_{baseline}'))}; "
+                f"SIM {_f3(m.get('sim'))} vs {_f3(base.get('sim'))}, "
+                f"p(SIM higher) = {_pval(m.get(f'p_sim_higher_than_{baseline}'))} "
+                f"({m.get('n_paired', '?')} paired items)"
+            )
     return lines
 
 
@@ -504,7 +527,7 @@ def _flag_lines(summary: dict) -> list[str]:
         if m.get("unintelligible"):
             lines.append(
                 f"- **{name}: unintelligible** (WER {_pct(m.get('wer'))} > "
-                f"{_pct(m.get('unintelligible_wer_threshold'))} = 3x the gt_vocoded WER): not ranked"
+                f"{_pct(m.get('unintelligible_wer_threshold'))} = {_factor(summary)} the gt_vocoded WER): not ranked"
             )
         if m.get("n_missing"):
             lines.append(
@@ -533,17 +556,28 @@ def build_report(
     summary = {name: summary[name] for name in display_order(summary)}
     rows = comparison_rows(summary)
     judges = judges or judges_note(summary)
-    baseline = _baseline_of(summary)
+    baselines = baselines_of(summary)
+    n_seeds = max(_seed_counts(summary), default=1)
     ranking = "Rank = order by corpus WER among the systems (toplines and unintelligible rows are not ranked)."
     method = (
         "WER is corpus WER (all errors / all reference words) over the fixed test list after one "
         "normalization of reference and hypothesis; 'words hit' is the share of reference words "
         "the judge recognized and 'empty' counts outputs it transcribed as nothing (on babble, "
         "WER alone rewards silence); 'utt-mean' averages per-utterance WER as "
-        "Seed-TTS-Eval does. 95% intervals resample utterances (bootstrap). "
+        "Seed-TTS-Eval does. "
         + (
-            f"p-values: one-sided paired bootstrap against {baseline} (small = better than {baseline})."
-            if baseline
+            f"Trained systems: the mean over {n_seeds} training seeds (per-seed figures and their "
+            "standard deviation in the table); 95% intervals and p-values resample seeds and "
+            "utterances (two-level bootstrap). "
+            if n_seeds > 1
+            else "One training seed: 95% intervals resample utterances (bootstrap); a seed's "
+            "spread is not in them. "
+        )
+        + (
+            f"p-values: one-sided bootstrap against {' and '.join(baselines)} "
+            "(small = better than that row; cascade_matched is the cascade given the E2E "
+            "chain's extra LLM updates)."
+            if baselines
             else ""
         )
     )
@@ -554,7 +588,7 @@ def build_report(
         f"<title>e2e-tts evaluation report</title><style>{CSS}</style></head><body>",
         "<h1>e2e-tts: cascade vs end-to-end training</h1>",
         f"<p class='note'>{_esc(judges)}<br>{_esc(method)}<br>{_esc(ranking)} "
-        "Rows flagged <span class='flag'>unintelligible</span> have a WER above 3x the vocoded "
+        f"Rows flagged <span class='flag'>unintelligible</span> have a WER above {_esc(_factor(summary))} the vocoded "
         "ground truth (gt_vocoded).</p>",
         "<h2>Comparison</h2>",
     ]
@@ -613,7 +647,7 @@ def build_report(
         "",
         judges,
         "",
-        ranking + " A row is unintelligible when its WER exceeds 3x the WER of gt_vocoded "
+        ranking + f" A row is unintelligible when its WER exceeds {_factor(summary)} the WER of gt_vocoded "
         "(ground-truth mel through the shared vocoder).",
         "",
         "Audio samples, charts and training curves: [index.html](index.html).",
