@@ -126,3 +126,17 @@ def _write(path, data):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+@pytest.mark.slow
+def test_scale_configuration_runs_every_training_rule_on_8_processes(tmp_path):
+    """The scale configuration and profile pass the Snakefile's schema and give every
+    training rule `torchrun --nproc_per_node 8` (snakemake -n: nothing runs)."""
+    from workflow_utils import REPO, run
+
+    corpus = _write(tmp_path / "corpus.yaml", {"data": {"corpus_path": str(tmp_path)}})
+    out = run(["snakemake", "-n", "-p", "--forceall", "--profile", "workflow/profiles/slurm_scale",
+               "--configfile", str(SCALE), str(corpus)], REPO).stdout
+    for rule in ("tokenizer", "llm", "flow", "joint_e1", "reward", "joint_e2"):
+        assert f"torchrun --standalone --nproc_per_node 8 -m e2etts.cli train {rule} " in out, rule
+    assert "--train-section cascade_matched" in out
