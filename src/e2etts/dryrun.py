@@ -2,8 +2,8 @@
 end-to-end stage on real audio in the LibriTTS layout, next to the plan's estimate for the
 same shapes.
 
-Each unit runs in a fresh subprocess (`python -m e2etts.dryrun`, one torch thread) that
-mirrors train.fit's step: forward under the section's precision, zero_grad, backward, clip,
+The units run one after another in a fresh subprocess (`python -m e2etts.dryrun`, one
+torch thread; one process, so torch is imported once), each mirroring train.fit's step: forward under the section's precision, zero_grad, backward, clip,
 AdamW step. Step 1 allocates AdamW's moments; step 2, the steady state every later step is
 in, is measured by the process's resident set: Linux's peak (VmHWM) is reset through
 /proc/self/clear_refs before the forward and before the backward. glibc is told to return
@@ -260,7 +260,7 @@ def estimate(unit: str, params: dict, result: dict) -> dict:
 
 def check_plan(params: dict, corpus: Path, units: list[str], batch: int, seconds: float,
                timeout: float = 600.0) -> list[dict]:
-    """Run each unit in its own subprocess and set the plan's figures beside the measured."""
+    """Measure the units in one fresh subprocess and set the plan's figures beside them."""
     if not os.path.exists(CLEAR_REFS):
         raise UserError(f"plan-check measures with {CLEAR_REFS} (Linux); not available here")
     if not Path(corpus).is_dir():
@@ -271,13 +271,16 @@ def check_plan(params: dict, corpus: Path, units: list[str], batch: int, seconds
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "4096", "MALLOC_TRIM_THRESHOLD_": "0",
            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     results = []
-    for unit in units:
-        spec = {"params": params, "unit": unit, "corpus": str(corpus), "batch": batch, "seconds": seconds}
-        proc = subprocess.run([sys.executable, "-m", "e2etts.dryrun"], input=json.dumps(spec),
-                              capture_output=True, text=True, env=env, timeout=timeout)
-        if proc.returncode != 0:
-            raise UserError(f"plan-check {unit}: the measuring process failed:\n{proc.stderr[-3000:]}")
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
+    spec = {"params": params, "units": list(units), "corpus": str(corpus), "batch": batch,
+            "seconds": seconds}
+    proc = subprocess.run([sys.executable, "-m", "e2etts.dryrun"], input=json.dumps(spec),
+                          capture_output=True, text=True, env=env, timeout=timeout * len(units))
+    if proc.returncode != 0:
+        raise UserError(f"plan-check {' '.join(units)}: the measuring process failed:\n"
+                        f"{proc.stderr[-3000:]}")
+    for line in proc.stdout.strip().splitlines()[-len(units):]:
+        result = json.loads(line)
+        unit = result["unit"]
         result["n_speakers"] = n_speakers
         result["estimated"] = estimate(unit, params, result)
         result["ratio"] = {k: result["measured"][k] / result["estimated"][k]
@@ -323,4 +326,9 @@ if __name__ == "__main__":
     from .cli import pin_kernel_paths
 
     pin_kernel_paths()
-    print(json.dumps(measure(json.loads(sys.stdin.read()))))
+    import gc
+
+    spec = json.loads(sys.stdin.read())
+    for unit in spec.pop("units"):
+        print(json.dumps(measure({**spec, "unit": unit})), flush=True)
+        gc.collect()  # the unit's modules are gone before the next one's baseline
