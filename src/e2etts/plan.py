@@ -42,8 +42,9 @@ class Assumptions:
     corpus_hours: float = LIBRITTS_TRAIN["hours"]
     corpus_utterances: int = LIBRITTS_TRAIN["utterances"]
     n_speakers: int = LIBRITTS_TRAIN["speakers"]  # the reward model's speaker head
-    # Text symbols per second of speech (the LLM's and CTC heads' text length). 14.3 is what
-    # the embedded corpus measured (params.yaml, synthesis_checks); read speech is similar.
+    # Text symbols per second of speech (the LLM's and CTC heads' text length). The embedded
+    # corpus measured 14.3 characters a second (params.yaml, synthesis_checks); LibriTTS's
+    # read speech and the phone front end are assumed near it, not measured.
     text_per_second: float = 14.0
     card: str = "h200"
     mfu: float = 0.35  # model-FLOPs utilization on that card, assumed, not measured
