@@ -9,7 +9,7 @@ import yaml
 from e2etts import plan
 from e2etts.cli import build_parser, main
 from e2etts.config import REPO_ROOT, load_params
-from e2etts.dryrun import check_plan, disagreements, format_check
+from e2etts.dryrun import UNITS, check_plan, disagreements, format_check
 from e2etts.errors import ConfigError
 from e2etts.joint.e1 import build_models
 from test_data_readers import _tone
@@ -88,10 +88,12 @@ def test_plan_cli(capsys, tmp_path):
     assert "set-resources.train_llm.nproc" in capsys.readouterr().err
 
 
-def test_cli_cards_are_the_plans():
+def test_cli_choices_are_the_plans():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     card = next(a for a in sub.choices["plan"]._actions if a.dest == "card")
     assert sorted(card.choices) == sorted(plan.CARDS)
+    units = next(a for a in sub.choices["plan-check"]._actions if a.dest == "units")
+    assert tuple(units.choices) == UNITS
 
 
 def test_dry_run_memory_matches_the_plan(tmp_path):
@@ -106,7 +108,7 @@ def test_dry_run_memory_matches_the_plan(tmp_path):
         wav.with_name(stem + ".normalized.txt").write_text("A speaker reads a line of the test corpus.\n")
     params = load_params(PARAMS, [SCALE, _write(tmp_path / "reduced.yaml", REDUCED)])
     start = time.perf_counter()
-    results = check_plan(params, corpus, list(plan.COMPONENTS) + ["joint_e1", "joint_e2"], 1, 4.0)
+    results = check_plan(params, corpus, list(UNITS), 1, 4.0)
     elapsed = time.perf_counter() - start
     print(format_check(results), f"\n{elapsed:.0f} s")
     assert [r["precision"] for r in results] == ["bf16"] * 6

@@ -624,7 +624,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-audio", type=int, default=5, help="test items with audio players")
     p.add_argument("--out-dir", required=True)
 
-    # Kept literal: importing plan (torch) here would precede pin_kernel_paths' effect.
+    # Literal, so that building the parser imports no torch; tests/test_plan.py checks them
+    # against plan.CARDS and dryrun.UNITS.
     cards = ["a100-sxm", "h100-sxm", "h200"]
     units = ["tokenizer", "llm", "flow", "reward", "joint_e1", "joint_e2"]
     p = add("plan", cmd_plan, "parameters, FLOPs, memory and device-hours of a configuration")
