@@ -104,6 +104,10 @@ def _task_factory(args, params: dict):
             raise UserError(f"train {component}: {flag} is required")
         return value
 
+    warm_starts = {"--init-flow": args.init_flow, "--init-llm": args.init_llm, "--init-reward": args.init_reward}
+    if component != "joint_e1" and any(warm_starts.values()):
+        given = ", ".join(flag for flag, value in warm_starts.items() if value)
+        raise UserError(f"train {component}: {given} warm-start E1's components: only for train joint_e1")
     if component == "tokenizer":
         from .tokenizer.train import build_task
 
@@ -124,10 +128,6 @@ def _task_factory(args, params: dict):
 
         need(tokens_dir, "--tokens-dir")
         return section_name, lambda: build_task(params, features_dir, tokens_dir, init)
-    warm_starts = {"--init-flow": args.init_flow, "--init-llm": args.init_llm, "--init-reward": args.init_reward}
-    if component != "joint_e1" and any(warm_starts.values()):
-        given = ", ".join(flag for flag, value in warm_starts.items() if value)
-        raise UserError(f"train {component}: {given} warm-start(s) E1's components (train joint_e1)")
     if component == "joint_e1":
         from .joint.e1 import build_task
 

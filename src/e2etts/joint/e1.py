@@ -227,7 +227,7 @@ class JointE1(nn.Module):
             self.cfg.rm_text_weight, self.cfg.rm_speaker_weight,
         )
         return {"fm": fm, "ntp": ntp, "rm": rm, "tok_ctc": tok_ctc, "tok_logits": tok_logits,
-                "acc": acc, "indices": indices, "bounded": bounded,
+                "acc": acc, "indices": indices, "bounded": bounded, "vectors": vectors,
                 "token_lens": token_lens, "rm_out": rm_out, **rm_parts}
 
     def weighted(self, parts: dict, ntp_ramp: float = 1.0):
