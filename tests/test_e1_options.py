@@ -399,3 +399,16 @@ def test_token_gradient_norm_equals_the_straight_through_gradient_with_hard_targ
     norms = model.token_grad_norms(parts)
     (g,) = torch.autograd.grad(parts["rm"], parts["vectors"], retain_graph=True)
     assert norms["gn_tok_rm"] == pytest.approx(float(g.norm()), rel=1e-5)
+
+
+@pytest.mark.parametrize("objective,groups,message", [
+    ({"ntp_target": "fuzzy"}, None, "ntp_target='fuzzy'"),
+    ({"token_grad_every": 15}, None, "token_grad_every=15 must be a multiple of joint_e1.train.log_every=10"),
+    ({}, {"vocoder": {"lr": 1e-4}}, "unknown module vocoder")])
+def test_bad_e1_options_are_refused_naming_the_key(features_dir, objective, groups, message):
+    from e2etts.errors import ConfigError
+
+    params = _params(objective, groups)
+    params["joint_e1"]["train"]["log_every"] = 10
+    with pytest.raises(ConfigError, match=message):
+        build_task(params, features_dir, None)
