@@ -104,6 +104,10 @@ def _task_factory(args, params: dict):
             raise UserError(f"train {component}: {flag} is required")
         return value
 
+    warm_starts = {"--init-flow": args.init_flow, "--init-llm": args.init_llm, "--init-reward": args.init_reward}
+    if component != "joint_e1" and any(warm_starts.values()):
+        given = ", ".join(flag for flag, value in warm_starts.items() if value)
+        raise UserError(f"train {component}: {given} warm-start E1's components: only for train joint_e1")
     if component == "tokenizer":
         from .tokenizer.train import build_task
 
@@ -127,7 +131,8 @@ def _task_factory(args, params: dict):
     if component == "joint_e1":
         from .joint.e1 import build_task
 
-        return section_name, lambda: build_task(params, features_dir, args.init)
+        return section_name, lambda: build_task(params, features_dir, args.init, args.init_flow,
+                                                args.init_llm, args.init_reward)
     if component == "joint_e2":
         from .joint.e2 import build_task
 
@@ -190,7 +195,8 @@ def _training_inputs(args) -> list[Path]:
     else:
         root = Path(args.tokens_dir or args.features_dir)
         data = [root / f"{s}.pt" for s in ("train", "dev")]
-    weights = [Path(p) for p in (args.init, args.flow, args.reward, args.tokenizer) if p]
+    weights = [Path(p) for p in (args.init, args.flow, args.reward, args.tokenizer,
+                                 args.init_flow, args.init_llm, args.init_reward) if p]
     return data + weights
 
 
@@ -534,7 +540,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", required=True, help="params.yaml path or inline JSON")
     p.add_argument("--section", default=None, help="params section of the objective (joint_e2_*)")
     p.add_argument("--train-section", default=None, help="params section whose `train` is used")
-    p.add_argument("--init", default=None, help="checkpoint to start from (stage 2 / E2)")
+    p.add_argument("--init", default=None, help="checkpoint to start from (stage 2 / E2; joint_e1: the tokenizer)")
+    p.add_argument("--init-flow", default=None, help="joint_e1: warm-start E1's flow from this flow final.pt")
+    p.add_argument("--init-llm", default=None, help="joint_e1: warm-start E1's LLM from this llm final.pt")
+    p.add_argument("--init-reward", default=None,
+                   help="joint_e1: warm-start E1's reward model from this reward final.pt (same training speakers)")
     p.add_argument("--flow", default=None, help="frozen flow checkpoint (joint_e2)")
     p.add_argument("--reward", default=None, help="frozen reward checkpoint (joint_e2)")
     p.add_argument("--tokenizer", default=None,

@@ -67,12 +67,37 @@ class FSQ(nn.Module):
         """
         if z.shape[-1] != self.dim:
             raise ValueError(f"FSQ expects last dim {self.dim}, got {z.shape[-1]}")
-        b = self.bound(z.float())
-        q = b + (torch.round(b) - b).detach()
-        vectors = q / self._half_width
-        digits = (torch.round(b).detach() + self._half_width).long()
-        indices = (digits * self._basis).sum(-1)
+        vectors, indices = self.quantize(self.bound(z.float()))
         return vectors.type_as(z), indices
+
+    def quantize(self, bounded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """bounded = bound(z) (B, T, d) float -> (vectors (B, T, d) float, indices (B, T)):
+        the rounding half of forward, for callers that also need the bounded values (soft
+        code distributions, gradients measured before the rounding)."""
+        q = bounded + (torch.round(bounded) - bounded).detach()
+        vectors = q / self._half_width
+        digits = (torch.round(bounded).detach() + self._half_width).long()
+        indices = (digits * self._basis).sum(-1)
+        return vectors, indices
+
+    def code_log_probs(self, bounded: torch.Tensor, width: float) -> torch.Tensor:
+        """A soft code assignment: bounded (B, T, d) -> log P(code) (B, T, K).
+
+        Channel i holds level values v = -(L_i // 2) .. (L_i - 1) // 2 (the integers that
+        rounding picks); p_i(v) = softmax_v(-(b_i - v)^2 / (2 width^2)), a Gaussian of
+        `width` grid steps around the bounded value, and P(k) = prod_i p_i(digit_i(k)).
+        The most likely code is the rounded one (the hard index); P is differentiable in
+        `bounded`, so a loss on P moves the tokenizer toward the codes it rewards.
+        """
+        max_level = max(self.levels)
+        values = torch.arange(max_level, device=bounded.device) - self._half_width[:, None]  # (d, Lmax)
+        exists = torch.arange(max_level, device=bounded.device) < self._levels[:, None]
+        dist = (bounded.float()[..., None] - values) ** 2  # (B, T, d, Lmax)
+        logits = (-dist / (2 * width**2)).masked_fill(~exists, float("-inf"))
+        log_p = logits.log_softmax(-1)
+        digits = (torch.arange(self.codebook_size, device=bounded.device)[:, None] // self._basis) % self._levels.long()
+        # log P(k) = sum_i log p_i(digit_i(k)): gather each channel's digit of every code.
+        return sum(log_p[..., i, digits[:, i]] for i in range(self.dim))
 
     def indices_to_vectors(self, indices: torch.Tensor) -> torch.Tensor:
         """indices (...) long -> vectors (..., d) float."""

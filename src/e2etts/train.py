@@ -91,6 +91,10 @@ class TrainTask:
     # (unwrapped model) -> {metric: float} from synthesized held-out speech (learning
     # curves, evaluate.curves); run every TrainConfig.probe_every steps outside the clock.
     probe: Callable[[nn.Module], dict[str, float]] | None = None
+    # {submodule name: {"lr": peak lr, "warmup_steps": n}}: each submodule of `model` on its
+    # own schedule (either key may be left out: TrainConfig's). Every trainable parameter
+    # must lie in one. Empty: one schedule for the whole model.
+    param_groups: dict[str, dict] = field(default_factory=dict)
 
 
 def detect_memorization(
@@ -137,18 +141,28 @@ def make_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int)
     return [batches[i] for i in perm]
 
 
-def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
+def lr_lambda(cfg: TrainConfig, warmup_steps: int | None = None) -> Callable[[int], float]:
+    """step -> the factor on a group's peak lr: linear warm-up over `warmup_steps`
+    (default cfg.warmup_steps), then cosine decay to cfg.min_lr_ratio at cfg.max_steps."""
+    warmup = cfg.warmup_steps if warmup_steps is None else warmup_steps
+
     def f(step: int) -> float:
-        if step < cfg.warmup_steps:
-            return (step + 1) / max(1, cfg.warmup_steps)
-        progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        progress = (step - warmup) / max(1, cfg.max_steps - warmup)
         cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
         return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine
 
     return f
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, cfg: TrainConfig,
+                   param_groups: dict[str, dict] | None = None) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on vectors (biases, norms). param_groups (TrainTask's): each
+    named submodule's parameters in groups of their own, each group holding its peak "lr",
+    "warmup_steps" and "name" (make_scheduler and the train log read them)."""
+    if param_groups:
+        return _grouped_optimizer(model, cfg, param_groups)
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
@@ -158,6 +172,35 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
         {"params": no_decay, "weight_decay": 0.0},
     ]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+
+
+def _grouped_optimizer(model: nn.Module, cfg: TrainConfig, param_groups: dict[str, dict]) -> torch.optim.Optimizer:
+    groups, claimed = [], set()
+    for name, settings in param_groups.items():
+        decay, no_decay = [], []
+        for pname, p in model.named_parameters():
+            if p.requires_grad and pname.startswith(f"{name}."):
+                (decay if p.dim() >= 2 else no_decay).append(p)
+                claimed.add(pname)
+        common = {"name": name, "lr": settings.get("lr", cfg.lr),
+                  "warmup_steps": settings.get("warmup_steps", cfg.warmup_steps)}
+        groups += [{"params": decay, "weight_decay": cfg.weight_decay, **common},
+                   {"params": no_decay, "weight_decay": 0.0, **common}]
+    stray = [n for n, p in model.named_parameters() if p.requires_grad and n not in claimed]
+    if stray:
+        raise UserError(f"param groups {', '.join(param_groups)} leave trainable parameters out "
+                        f"({', '.join(stray[:5])}{' ...' if len(stray) > 5 else ''})")
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
+    """Warm-up + cosine on every group's own peak lr: LambdaLR multiplies each group's
+    initial lr by its factor, so a group keeps its own peak; one from make_optimizer's
+    param_groups also keeps its own warm-up."""
+    if any("warmup_steps" in g for g in optimizer.param_groups):
+        factors = [lr_lambda(cfg, g.get("warmup_steps")) for g in optimizer.param_groups]
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factors)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
 
 
 def pin(batch: Any) -> Any:
@@ -280,6 +323,8 @@ def run_signature(task: TrainTask, model: nn.Module, cfg: TrainConfig, seed: int
         "shapes": {k: list(v.shape) for k, v in model.state_dict().items()},
         "train": {k: v for k, v in asdict(cfg).items() if k not in _NOT_IN_SIGNATURE},
     }
+    if task.param_groups:  # absent when unused, so older runs keep their signatures
+        signature["param_groups"] = task.param_groups
     blob = json.dumps(signature, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -314,8 +359,8 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int,
         torch.backends.cudnn.benchmark = False
     seed_everything(seed)
     model = task.model.to(info.device)
-    optimizer = make_optimizer(model, cfg)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
+    optimizer = make_optimizer(model, cfg, task.param_groups)
+    scheduler = make_scheduler(optimizer, cfg)
 
     step, epoch, batch_pos = 0, 0, 0
     best = {"value": math.inf, "step": -1}
@@ -504,6 +549,7 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int,
                         **{k: float(v) for k, v in parts.items()},
                         "grad_norm": float(grad_norm),
                         "lr": scheduler.get_last_lr()[0],
+                        **{f"lr_{g['name']}": g["lr"] for g in optimizer.param_groups if "name" in g},
                         "wall_s": round(clock(), 2),
                     }
                 )

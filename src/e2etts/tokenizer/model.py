@@ -78,6 +78,13 @@ class SpeechTokenizer(nn.Module):
 
         Padded token positions hold arbitrary codes; use token_lens.
         """
+        latent, token_lens = self.encode_latent(mel, mel_lens)
+        vectors, indices = self.fsq(latent)
+        return vectors, indices, token_lens
+
+    def encode_latent(self, mel: torch.Tensor, mel_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """mel (B, T, n_mels), mel_lens (B,) -> (latent (B, T', d_fsq) before FSQ, token_lens
+        (B,)): encode without the quantizer, for callers that quantize themselves."""
         B, T, _ = mel.shape
         valid = length_mask(mel_lens, T)
         # Zero padding (in normalized space = the mean) so it does not leak through the convs.
@@ -87,8 +94,7 @@ class SpeechTokenizer(nn.Module):
         token_lens = token_lengths(mel_lens)
         tvalid = length_mask(token_lens, x.shape[1])
         x, _ = self.encoder(x, tvalid)
-        vectors, indices = self.fsq(self.pre_q(x))
-        return vectors, indices, token_lens
+        return self.pre_q(x), token_lens
 
     def forward(self, mel: torch.Tensor, mel_lens: torch.Tensor) -> dict[str, torch.Tensor]:
         """-> dict(vectors (B, T', d_fsq), indices (B, T'), token_lens (B,),
