@@ -102,7 +102,9 @@ def test_e1_designs_are_built_by_the_same_rules(tmp_path):
     starts), a flow on its tokens, and is resynthesized on the dev list beside the cascade
     and the default E1; nothing touches the test list."""
     repo = copy_repo(tmp_path / "repo")
-    extra = {"e1_designs": {"designs": {"warm": {"objective": {"ntp_weight": 0.5}, "warm_start": ["flow", "llm"]}}}}
+    groups = {"tokenizer": {"lr": 1.0e-4, "warmup_steps": 100}}
+    extra = {"e1_designs": {"designs": {"warm": {"objective": {"ntp_weight": 0.5}, "param_groups": groups,
+                                                 "warm_start": ["flow", "llm"]}}}}
     (repo / "params.yaml").write_text(yaml.safe_dump(merged_params(REPO_ABLATION, extra)))
     out = _dry_run(repo, "e1_designs")
     jobs = _jobs(out)
@@ -117,6 +119,7 @@ def test_e1_designs_are_built_by_the_same_rules(tmp_path):
     assert cfg["results/checkpoints/s1234/e1_rm_fm/joint_e1"]["fm_weight"] == 1.0
     assert cfg["results/checkpoints/s1234/e1_warm/joint_e1"]["ntp_weight"] == 0.5
     warm = e1["results/checkpoints/s1234/e1_warm/joint_e1"]
+    assert json.loads(re.search(r"--params '(.*?)'", warm).group(1))["joint_e1"]["param_groups"] == groups
     assert "--init-flow results/checkpoints/s1234/cascade/flow/final.pt" in warm
     assert "--init-llm results/checkpoints/s1234/cascade/llm/final.pt" in warm
     assert "--init-flow" not in e1["results/checkpoints/s1234/e1_rm/joint_e1"]

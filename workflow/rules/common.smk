@@ -142,8 +142,9 @@ def e1_cfg(wc):
     cfg = {k: config[k] for k in ("tokenizer", "flow", "llm", "reward")}
     joint = json.loads(json.dumps(config["joint_e1"]))
     design = e1_design(wc)
-    for part in ("objective", "train"):
-        joint.setdefault(part, {}).update(design.get(part, {}))
+    for part in ("objective", "train", "param_groups"):
+        if part in design:
+            joint.setdefault(part, {}).update(design[part])
     return json.dumps({"seed": int(wc.seed), **cfg, "joint_e1": joint}, sort_keys=True)
 
 
