@@ -24,25 +24,10 @@ from e2etts.joint.e1 import (
     ntp_target_cross_entropy,
     warm_start,
 )
-from e2etts.llm.model import TextToTokenLM, TextToTokenLMConfig
-from e2etts.reward.model import RewardModel, RewardModelConfig
-from e2etts.tokenizer.model import SpeechTokenizer, SpeechTokenizerConfig
 from e2etts.train import TrainConfig, TrainTask, fit, make_optimizer, make_scheduler, run_signature
+from test_joint import LEVELS, TINY, _models
 
-LEVELS = (5, 5, 4)
-TINY = dict(d_model=32, n_heads=2)
 GN_COLUMNS = ("gn_tok_fm", "gn_tok_ntp", "gn_tok_rm", "gn_tok_ctc")
-
-
-def _models(alignment="prefix", dropout=0.0, seed=0):
-    torch.manual_seed(seed)
-    tok = SpeechTokenizer(SpeechTokenizerConfig(encoder_layers=1, decoder_layers=1, fsq_levels=LEVELS, dropout=dropout, **TINY))
-    flow = FlowMatchingDecoder(FlowMatchingConfig(fsq_dim=3, n_layers=1, token_encoder_layers=1, dropout=dropout, **TINY))
-    llm = TextToTokenLM(TextToTokenLMConfig(fsq_levels=LEVELS, n_layers=1, dropout=dropout, alignment=alignment, **TINY))
-    rm = RewardModel(RewardModelConfig(fsq_dim=3, n_layers=1, n_speakers=2, dropout=dropout, **TINY))
-    # A trained flow has no zero output layer (which would block every gradient into it).
-    torch.nn.init.normal_(flow.out_proj.weight, std=0.02)
-    return tok, flow, llm, rm
 
 
 def _batch(B=3, T=48):

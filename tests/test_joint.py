@@ -16,12 +16,13 @@ LEVELS = (5, 5, 4)
 TINY = dict(d_model=32, n_heads=2)
 
 
-def _models(alignment="prefix"):
-    torch.manual_seed(0)
-    tok = SpeechTokenizer(SpeechTokenizerConfig(encoder_layers=1, decoder_layers=1, fsq_levels=LEVELS, dropout=0.0, **TINY))
-    flow = FlowMatchingDecoder(FlowMatchingConfig(fsq_dim=3, n_layers=1, token_encoder_layers=1, dropout=0.0, **TINY))
-    llm = TextToTokenLM(TextToTokenLMConfig(fsq_levels=LEVELS, n_layers=1, dropout=0.0, alignment=alignment, **TINY))
-    rm = RewardModel(RewardModelConfig(fsq_dim=3, n_layers=1, n_speakers=2, dropout=0.0, **TINY))
+def _models(alignment="prefix", dropout=0.0, seed=0):
+    """Tiny tokenizer, flow, LLM and reward model (also used by test_e1_options)."""
+    torch.manual_seed(seed)
+    tok = SpeechTokenizer(SpeechTokenizerConfig(encoder_layers=1, decoder_layers=1, fsq_levels=LEVELS, dropout=dropout, **TINY))
+    flow = FlowMatchingDecoder(FlowMatchingConfig(fsq_dim=3, n_layers=1, token_encoder_layers=1, dropout=dropout, **TINY))
+    llm = TextToTokenLM(TextToTokenLMConfig(fsq_levels=LEVELS, n_layers=1, dropout=dropout, alignment=alignment, **TINY))
+    rm = RewardModel(RewardModelConfig(fsq_dim=3, n_layers=1, n_speakers=2, dropout=dropout, **TINY))
     # The flow's output layer starts at zero (a stable ODE start), which also blocks every
     # gradient into its inputs; a trained flow has no such zero, so perturb it here.
     torch.nn.init.normal_(flow.out_proj.weight, std=0.02)
