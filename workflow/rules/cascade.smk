@@ -9,7 +9,7 @@ rule train_tokenizer:
         model=f"{CKPT}/s{{seed}}/cascade/tokenizer/final.pt",
     params:
         launch=launcher,
-        cfg=seeded_json("seed", "tokenizer"),
+        cfg=seeded_json("tokenizer"),
         out_dir=lambda wc, output: os.path.dirname(output.model),
         log_dir=train_log_dir,
     priority: TRAIN_PRIORITY

@@ -108,16 +108,17 @@ def train_log_dir(wc, output):
     return TRAIN_LOGS + ckpt_dir[len(CKPT):]
 
 
+def seeded_cfg(wc, keys, **replaced):
+    """A training job's params JSON: the named params sections (or `replaced` ones) and
+    `seed`, the job's training seed (wildcard `seed`). For the default's first seed this is
+    the JSON of before seeds existed, so its jobs did not re-run."""
+    cfg = {**{k: config[k] for k in keys}, **replaced}
+    return json.dumps({"seed": int(wc.seed), **cfg}, sort_keys=True)
+
+
 def seeded_json(*keys):
-    """Like section_json, with `seed` set to the job's training seed (wildcard `seed`): a
-    training rule's `params:`. For the first seed of the default this is the same JSON as
-    before seeds existed, so its jobs did not re-run."""
-
-    def inner(wc):
-        cfg = {k: config[k] for k in keys if k != "seed"}
-        return json.dumps({"seed": int(wc.seed), **cfg}, sort_keys=True)
-
-    return inner
+    """seeded_cfg of the named sections, as a rule's `params:` function."""
+    return lambda wc: seeded_cfg(wc, keys)
 
 
 def stage2_init(component):
@@ -139,13 +140,12 @@ def e1_design(wc):
 def e1_cfg(wc):
     """train_joint_e1's params: the default E1's sections, with a design's overrides merged
     into joint_e1 (the same JSON as before designs existed for e2e_tok)."""
-    cfg = {k: config[k] for k in ("tokenizer", "flow", "llm", "reward")}
     joint = json.loads(json.dumps(config["joint_e1"]))
     design = e1_design(wc)
     for part in ("objective", "train", "param_groups"):
         if part in design:
             joint.setdefault(part, {}).update(design[part])
-    return json.dumps({"seed": int(wc.seed), **cfg, "joint_e1": joint}, sort_keys=True)
+    return seeded_cfg(wc, ("tokenizer", "flow", "llm", "reward"), joint_e1=joint)
 
 
 def e1_warm_start(wc):
@@ -191,10 +191,9 @@ def curve_eval():
 def component_cfg(component):
     def inner(wc):
         keys = (component, f"stage2_{component}") if wc.system in E1_SYSTEMS else (component,)
-        cfg = {"seed": int(wc.seed), **{k: config[k] for k in keys}}
         if curves_on(wc):  # the probe synthesizes and scores like the evaluation does
-            cfg.update({k: config[k] for k in ("curves", "synthesis", "vocoder")}, eval=curve_eval())
-        return json.dumps(cfg, sort_keys=True)
+            return seeded_cfg(wc, (*keys, "curves", "synthesis", "vocoder"), eval=curve_eval())
+        return seeded_cfg(wc, keys)
 
     return inner
 
@@ -217,7 +216,7 @@ def matched_cfg(wc):
     """The control's params: the LLM's model section and the cascade_matched schedule, with
     max_steps from matched_steps()."""
     train = {**config["cascade_matched"]["train"], "max_steps": matched_steps()}
-    return json.dumps({"seed": int(wc.seed), "llm": config["llm"], "cascade_matched": {"train": train}}, sort_keys=True)
+    return seeded_cfg(wc, ("llm",), cascade_matched={"train": train})
 
 
 def curve_inputs(component):

@@ -86,7 +86,7 @@ rule fit_reward:
         model=f"{CKPT}/s{{seed}}/e2e_tok/reward/final.pt",
     params:
         launch=launcher,
-        cfg=seeded_json("seed", "reward"),
+        cfg=seeded_json("reward"),
         tokens_dir=lambda wc, input: os.path.dirname(input.tokens[0]),
         out_dir=lambda wc, output: os.path.dirname(output.model),
         log_dir=train_log_dir,
@@ -121,7 +121,7 @@ rule train_joint_e2:
         variant="fm|full",
     params:
         launch=launcher,
-        cfg=lambda wc: seeded_json("seed", f"joint_e2_{wc.variant}")(wc),
+        cfg=lambda wc: seeded_json(f"joint_e2_{wc.variant}")(wc),
         tokens_dir=lambda wc, input: os.path.dirname(input.tokens[0]),
         out_dir=lambda wc, output: os.path.dirname(output.model),
         log_dir=train_log_dir,
