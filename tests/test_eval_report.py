@@ -148,8 +148,8 @@ def test_curve_captions_tell_probes_from_evaluations():
                         "train_min": [2.0, 4.5]})
     curve = pd.DataFrame({"step": [0, 500], "train_min": [0.0, 6.0], "dev_wer": [1.1, 0.9],
                           "dev_sim": [0.5, 0.6], "probe_s": [30.0, 31.0]})
-    dev_html = "".join(curve_panels("cascade/llm/dev", dev))
-    curve_html = "".join(curve_panels("cascade/llm/curve", curve))
+    dev_html = "".join(p["svg"] + p["caption"] for p in curve_panels("cascade/llm/dev", dev))
+    curve_html = "".join(p["svg"] + p["caption"] for p in curve_panels("cascade/llm/curve", curve))
     assert "2 evaluations over 4.5 training minutes" in dev_html and "probes" not in dev_html
     assert "held-out synthesis, 2 probes over 6.0 training minutes" in curve_html
     assert "probe_s" not in curve_html  # bookkeeping columns are not drawn
