@@ -55,6 +55,7 @@ def test_round_trip(tmp_path):
     with pytest.raises(IndexError):
         fs[4]
     mean, std = fs.mel_stats()
+    assert mean.shape == std.shape == (80,) and (std > 0).all()
     full = fs.mel.double()
     assert torch.allclose(mean.double(), full.mean(0), atol=1e-4)
     assert torch.allclose(std.double(), full.std(0), atol=1e-3)

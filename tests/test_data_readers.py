@@ -24,18 +24,23 @@ def test_ljspeech(tmp_path):
     root = tmp_path / "LJSpeech-1.1"
     _tone(root / "wavs" / "LJ001-0001.wav", sr=22050, channels=2, seconds=1.5)
     _tone(root / "wavs" / "LJ001-0002.wav", sr=22050)
+    _tone(root / "wavs" / "LJ001-0003.wav", sr=22050)
     (root / "metadata.csv").write_text(
         "LJ001-0001|Printing, in 1494, was new|Printing, in fourteen ninety-four, was new\n"
         'LJ001-0002|He said "no" twice|He said "no" twice\n'
+        'LJ001-0003|"Hello" there|"Hello" there\n'
     )
     df = read_ljspeech(root)
     assert list(df.columns) == ["utt_id", "speaker", "text", "wav"]
-    assert list(df.utt_id) == ["LJ001-0001", "LJ001-0002"] and set(df.speaker) == {"LJ"}
+    assert list(df.utt_id) == ["LJ001-0001", "LJ001-0002", "LJ001-0003"]
+    assert set(df.speaker) == {"LJ"}
     assert df.text[0] == "printing, in fourteen ninety-four, was new"
     assert df.text[1] == "he said no twice"  # quoting off: the quote marks are text
+    assert df.text[2] == "hello there"  # a field may start with a quote mark
     clean, report = validate_manifest(df, min_duration=0.5, max_duration=10)
-    assert report["converted"] == {"downmixed": 1, "resampled": 2}
-    assert report["source_sample_rates"] == {"22050": 2}
+    assert len(clean) == 3
+    assert report["converted"] == {"downmixed": 1, "resampled": 3}
+    assert report["source_sample_rates"] == {"22050": 3}
     wav = load_wav(clean.wav[0])
     assert wav.ndim == 1 and wav.numel() == round(1.5 * 16000)
     assert clean.duration[0] == pytest.approx(1.5, abs=1e-3)
@@ -67,6 +72,11 @@ def test_libritts_with_subsets(tmp_path):
     )  # normalized; digits are left for validation to refuse
     assert row.wav.endswith("train-clean-100/26/198/26_198_000002_000001.wav")
     assert read_libritts(root / "train-clean-100").speaker.nunique() == 4
+    # the wavs it names validate (24 kHz, one stereo); texts replaced: digits are refused
+    clean, report = validate_manifest(
+        df.assign(text="a fine sentence."), min_duration=0.5, max_duration=5
+    )
+    assert len(clean) == 25 and report["converted"] == {"downmixed": 1, "resampled": 25}
     with pytest.raises(UserError, match="nowhere"):
         read_libritts(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()

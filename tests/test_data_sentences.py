@@ -47,5 +47,7 @@ def test_parsing_normalizes_filters_and_dedups(tmp_path):
 def test_missing_wordnet_names_the_package(tmp_path):
     with pytest.raises(UserError, match="wordnet-base"):
         load_wordnet_sentences(tmp_path / "nowhere")
+    with pytest.raises(UserError, match="wordnet-base"):  # a directory without the data files
+        load_wordnet_sentences(tmp_path)
     with pytest.raises(UserError, match="min_words"):
         load_wordnet_sentences(min_words=5, max_words=3)

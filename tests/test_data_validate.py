@@ -1,5 +1,7 @@
 """Manifest validation: every kind of bad row names the file and the reason."""
 
+from collections import Counter
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -23,12 +25,14 @@ def _make(tmp_path, case):
     """-> manifest row for one case (the wav written as the case needs)."""
     path = tmp_path / f"{case}.wav"
     text = "a fine sentence."
-    if case in ("good", "empty_text", "oov_text", "duplicate"):
+    if case in ("good", "empty_text", "blank_text", "oov_text", "duplicate"):
         _tone(path)
     elif case == "stereo44k":
         _tone(path, seconds=1.25, sr=44100, channels=2)
     elif case == "corrupt":
         path.write_bytes(np.random.default_rng(0).bytes(4000))
+    elif case == "riff_garbage":
+        path.write_bytes(b"RIFF\x00\x01garbage" * 10)
     elif case == "zero_bytes":
         path.write_bytes(b"")
     elif case == "no_samples":
@@ -39,6 +43,8 @@ def _make(tmp_path, case):
         _tone(path, seconds=3.0)
     if case == "empty_text":
         text = "  \u201c \u201d "
+    if case == "blank_text":
+        text = ""
     if case == "oov_text":
         text = "costs 5 euros \u20ac"
     utt_id = "good" if case == "duplicate" else case
@@ -48,11 +54,13 @@ def _make(tmp_path, case):
 CASES = {
     "missing": ("missing_file", "does not exist"),
     "corrupt": ("undecodable", "cannot decode"),
+    "riff_garbage": ("undecodable", "cannot decode"),
     "zero_bytes": ("empty_file", "empty"),
     "no_samples": ("no_samples", "no samples"),
     "too_short": ("too_short", r"duration 0\.20 s outside \[0\.5, 2\.0\]"),
     "too_long": ("too_long", r"duration 3\.00 s outside"),
     "empty_text": ("empty_text", "empty text"),
+    "blank_text": ("empty_text", "empty text"),
     "oov_text": ("out_of_vocab", r"outside the text vocabulary: '5' '\u20ac'"),
 }
 
@@ -73,7 +81,7 @@ def test_skip_mode_counts_and_lists(tmp_path):
     clean, report = validate_manifest(frame, min_duration=0.5, max_duration=2.0, on_bad_row="skip")
     assert list(clean.utt_id) == ["good", "stereo44k"]
     assert report["rows_in"] == len(cases) and report["rows_dropped"] == len(cases) - 2
-    expected = {kind: 1 for kind, _ in CASES.values()} | {"duplicate_utt_id": 1}
+    expected = dict(Counter(kind for kind, _ in CASES.values())) | {"duplicate_utt_id": 1}
     assert report["dropped_by_reason"] == expected
     assert report["converted"] == {"downmixed": 1, "resampled": 1}
     assert report["source_sample_rates"] == {"16000": 1, "44100": 1}
