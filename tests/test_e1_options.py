@@ -24,7 +24,8 @@ from e2etts.joint.e1 import (
     ntp_target_cross_entropy,
     warm_start,
 )
-from e2etts.train import TrainConfig, TrainTask, fit, make_optimizer, make_scheduler, run_signature
+from e2etts.run_signature import run_signature
+from e2etts.train import TrainConfig, TrainTask, fit, make_optimizer, make_scheduler
 from test_joint import LEVELS, TINY, _models
 
 GN_COLUMNS = ("gn_tok_fm", "gn_tok_ntp", "gn_tok_rm", "gn_tok_ctc")

@@ -170,7 +170,8 @@ def _with_probe(args, params: dict, task, train_cfg):
 def cmd_train(args) -> None:
     from .config import build, load_params
     from .seed import seed_everything
-    from .train import TrainConfig, fit, input_digest
+    from .run_signature import input_digest
+    from .train import TrainConfig, fit
 
     params = load_params(args.params)
     section_name, make = _task_factory(args, params)
