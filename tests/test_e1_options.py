@@ -24,7 +24,8 @@ from e2etts.joint.e1 import (
     ntp_target_cross_entropy,
     warm_start,
 )
-from e2etts.train import TrainConfig, TrainTask, fit, make_optimizer, make_scheduler, run_signature
+from e2etts.run_signature import run_signature
+from e2etts.train import TrainConfig, TrainTask, fit, make_optimizer, make_scheduler
 from test_joint import LEVELS, TINY, _models
 
 GN_COLUMNS = ("gn_tok_fm", "gn_tok_ntp", "gn_tok_rm", "gn_tok_ctc")
@@ -294,10 +295,10 @@ def test_cli_warm_starts_e1_and_counts_the_files_as_training_inputs(tmp_path, fe
         saved = torch.load(paths[name])["model"]
         for key, value in getattr(warm.model, name).state_dict().items():
             assert torch.equal(value, saved[key]), (name, key)
-    from e2etts.cli import _training_inputs
+    from e2etts import tasks
 
     args = build_parser().parse_args(["train", "joint_e1", "--params", "{}", "--out-dir", "x", *flags])
-    assert set(paths.values()) <= set(_training_inputs(args))
+    assert set(paths.values()) <= set(tasks.get("joint_e1").inputs(tasks.TaskContext.from_args(args, params)))
     rows = _train(params, features_dir, tmp_path / "run", *flags)
     assert len(rows) == 4
     # A reward model of other speakers is refused, naming the file.

@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 from e2etts import checkpoint
+from e2etts.batching import make_batches
 from e2etts.errors import UserError
-from e2etts.train import TrainConfig, TrainingDiverged, TrainTask, fit, make_batches
+from e2etts.train import TrainConfig, TrainingDiverged, TrainTask, fit
 from toy_tasks import regression_task
 
 
@@ -105,6 +106,27 @@ def test_resume_after_crash_matches(tmp_path, monkeypatch):
     assert (tmp_path / "full" / "last.pt").read_bytes() == (tmp_path / "crash" / "last.pt").read_bytes()
     assert _rows(tmp_path / "full" / "train_log.tsv") == _rows(tmp_path / "crash" / "train_log.tsv")
     assert _rows(tmp_path / "full" / "dev_log.tsv") == _rows(tmp_path / "crash" / "dev_log.tsv")
+
+
+def test_train_state_is_the_checkpoint_dict(tmp_path):
+    """last.pt is TrainState.to_dict(): its fields, in order; read back and written again,
+    the same keys, the same value objects and the same bytes."""
+    import dataclasses
+
+    from e2etts.atomic import torch_save
+
+    fit(_toy_task(), _cfg(max_steps=10), tmp_path, seed=0)
+    saved = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert list(saved) == [f.name for f in dataclasses.fields(checkpoint.TrainState)]
+    again = checkpoint.TrainState.from_dict(saved).to_dict()
+    assert list(again) == list(saved)
+    assert all(again[k] is saved[k] for k in saved)
+    torch_save(tmp_path / "again.pt", again)
+    assert (tmp_path / "again.pt").read_bytes() == (tmp_path / "last.pt").read_bytes()
+    # A checkpoint from before the memorization guard (no history) starts it empty.
+    old = {k: v for k, v in saved.items() if k != "history"}
+    assert checkpoint.TrainState.from_dict(old).history == {
+        "train_means": [], "dev_values": [], "loss_sum": 0.0, "loss_count": 0}
 
 
 def test_same_seed_same_numbers(tmp_path):
@@ -215,7 +237,7 @@ def test_deterministic_switch_turns_on_deterministic_algorithms(tmp_path):
 def test_checkpoint_of_other_input_files_is_not_resumed(tmp_path, capsys):
     """Same settings, new inputs (e.g. E2 re-run on a retrained stage-2 LLM): the finished
     old run must not be resumed; the same inputs again resume it."""
-    from e2etts.train import input_digest
+    from e2etts.run_signature import input_digest
 
     init = tmp_path / "init.pt"
     init.write_bytes(b"old weights")

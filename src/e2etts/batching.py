@@ -1,6 +1,9 @@
-"""Padding helpers shared by every component's collate function."""
+"""Batch order and padding: the training loop's length-bucketed epochs (make_batches),
+held-out evaluation order (iter_batches), and the padding every collate function uses."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 
@@ -18,3 +21,21 @@ def iter_batches(dataset, batch_size: int, collate):
     """Held-out evaluation order: consecutive items, the last batch possibly short."""
     for start in range(0, len(dataset), batch_size):
         yield collate([dataset[i] for i in range(start, min(len(dataset), start + batch_size))])
+
+
+def make_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """Deterministic length-bucketed batches for one epoch.
+
+    Items are shuffled, then sorted by length inside windows of 50 batches so padding stays
+    small while batch composition still varies from epoch to epoch.
+    """
+    g = torch.Generator().manual_seed(seed * 1000003 + epoch)
+    order = torch.randperm(len(lengths), generator=g).tolist()
+    window = batch_size * 50
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    batches = [b for b in batches if len(b) == batch_size] or batches[:1]
+    perm = torch.randperm(len(batches), generator=g).tolist()
+    return [batches[i] for i in perm]

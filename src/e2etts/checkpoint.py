@@ -9,6 +9,8 @@ Layout of a component directory (results/checkpoints/s<seed>/<system>/<component
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -21,7 +23,54 @@ BEST = "best.pt"
 FINAL = "final.pt"
 
 
+def _no_history() -> dict:
+    return {"train_means": [], "dev_values": [], "loss_sum": 0.0, "loss_count": 0}
+
+
+@dataclass
+class TrainState:
+    """A training run's resumable state; `to_dict()` is last.pt, key for key and in this
+    order, and `from_dict(torch.load(last.pt))` reads it back.
+
+    The training loop advances the counters (step .. history) in place. The module,
+    optimizer, scheduler and RNG states are taken when a checkpoint is written and applied
+    when one is resumed; in between they hold whatever was last saved or loaded.
+
+    history: the held-out metric and the mean training loss at each evaluation (the
+    memorization guard), and the training-loss sum and count since the last one. Wall-clock
+    time is kept out of the state, so that the checkpoints of two runs are byte-identical;
+    the training clock continues from the train log instead.
+    """
+
+    kind: str
+    model: dict = field(default_factory=dict)
+    optimizer: dict = field(default_factory=dict)
+    scheduler: dict = field(default_factory=dict)
+    step: int = 0
+    epoch: int = 0
+    batch_pos: int = 0  # batches of this epoch already trained on
+    best: dict = field(default_factory=lambda: {"value": math.inf, "step": -1})
+    evals_since_best: int = 0
+    history: dict = field(default_factory=_no_history)
+    rng: dict = field(default_factory=dict)
+    train_config: dict = field(default_factory=dict)
+    signature: str = ""
+
+    def to_dict(self) -> dict:
+        """The checkpoint dict: every field by name, in order; values as they are (no copy,
+        so tensors that share storage still share it)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, state: dict) -> TrainState:
+        """A checkpoint dict back (a missing `history`, from before the memorization guard,
+        starts empty); keys this version does not know are ignored."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in state.items() if k in names})
+
+
 def save_state(directory: Path, state: dict, keep_last: int) -> None:
+    """Write a TrainState's dict as last.pt and as the newest of `keep_last` step_<N>.pt."""
     directory.mkdir(parents=True, exist_ok=True)
     torch_save(directory / LAST, state)
     if keep_last > 0:

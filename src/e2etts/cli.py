@@ -13,6 +13,7 @@ import re
 import sys
 from pathlib import Path
 
+from . import tasks
 from .errors import UserError
 
 # Kernel paths pinned for every command (docs/reproducibility.md, "Across machines"; issue 21,
@@ -91,68 +92,15 @@ def cmd_speaker_check(args) -> None:
     print(json.dumps(result, indent=1))
 
 
-def _task_factory(args, params: dict):
-    """-> (params section holding `train`, a function building the TrainTask)."""
-    features_dir = Path(args.features_dir)
-    tokens_dir = Path(args.tokens_dir) if args.tokens_dir else None
-    init = Path(args.init) if args.init else None
-    component = args.component
-    section_name = args.section or component
-
-    def need(value, flag):
-        if value is None:
-            raise UserError(f"train {component}: {flag} is required")
-        return value
-
-    warm_starts = {"--init-flow": args.init_flow, "--init-llm": args.init_llm, "--init-reward": args.init_reward}
-    if component != "joint_e1" and any(warm_starts.values()):
-        given = ", ".join(flag for flag, value in warm_starts.items() if value)
-        raise UserError(f"train {component}: {given} warm-start E1's components: only for train joint_e1")
-    if component == "tokenizer":
-        from .tokenizer.train import build_task
-
-        return section_name, lambda: build_task(params[section_name], features_dir)
-    if component in ("llm", "flow"):
-        module = __import__(f"e2etts.{component}.train", fromlist=["build_task"])
-        need(tokens_dir, "--tokens-dir")
-        if component == "llm":
-            tokenizer = Path(args.tokenizer) if args.tokenizer else None
-            return section_name, lambda: module.build_task(params[component], features_dir, tokens_dir, init, tokenizer)
-        return section_name, lambda: module.build_task(params[component], features_dir, tokens_dir, init)
-    if component == "vocoder":
-        from .vocoder.train import build_task
-
-        return section_name, lambda: build_task(params[section_name], Path(args.manifest_dir))
-    if component == "reward":
-        from .reward.train import build_task
-
-        need(tokens_dir, "--tokens-dir")
-        return section_name, lambda: build_task(params, features_dir, tokens_dir, init)
-    if component == "joint_e1":
-        from .joint.e1 import build_task
-
-        return section_name, lambda: build_task(params, features_dir, args.init, args.init_flow,
-                                                args.init_llm, args.init_reward)
-    if component == "joint_e2":
-        from .joint.e2 import build_task
-
-        need(tokens_dir, "--tokens-dir")
-        return section_name, lambda: build_task(
-            params, section_name, features_dir, tokens_dir, need(init, "--init (stage-2 LLM)"),
-            Path(need(args.flow, "--flow")), Path(need(args.reward, "--reward")),
-            Path(args.tokenizer) if args.tokenizer else None,
-        )
-    raise UserError(f"unknown component {component}")
-
-
-def _with_probe(args, params: dict, task, train_cfg):
+def _with_probe(args, params: dict, spec, task, train_cfg):
     """Attach the learning-curve probe (evaluate.curves) to an llm or flow task."""
     import dataclasses
 
     from .evaluate.curves import build_probe
 
-    if args.component not in ("llm", "flow"):
-        raise UserError(f"--curve-items: learning curves exist for llm and flow, not {args.component}")
+    if not spec.curves:
+        takes = " and ".join(name for name, other in tasks.TASKS.items() if other.curves)
+        raise UserError(f"--curve-items: learning curves exist for {takes}, not {args.component}")
     if not args.curve_tokenizer:
         raise UserError("--curve-items needs --curve-tokenizer (the tokenizer of the tokens)")
     from .data.features import FeatureSet
@@ -169,35 +117,25 @@ def _with_probe(args, params: dict, task, train_cfg):
 
 def cmd_train(args) -> None:
     from .config import build, load_params
+    from .run_signature import input_digest
     from .seed import seed_everything
-    from .train import TrainConfig, fit, input_digest
+    from .train import TrainConfig, fit
 
     params = load_params(args.params)
-    section_name, make = _task_factory(args, params)
+    spec = tasks.get(args.component)
+    ctx = tasks.TaskContext.from_args(args, params)
+    spec.check(ctx)
     # Stage-2 runs reuse a component's model section with their own `train` section.
-    train_section = params[args.train_section or section_name]["train"]
-    train_cfg = build(TrainConfig, train_section, f"{args.train_section or section_name}.train")
+    train_name = args.train_section or ctx.section
+    train_cfg = build(TrainConfig, params[train_name]["train"], f"{train_name}.train")
     # Models are built after seeding so initial weights depend on the seed alone.
     seed_everything(params["seed"])
-    task = make()
+    task = spec.build(ctx)
     if args.curve_items:
-        task, train_cfg = _with_probe(args, params, task, train_cfg)
+        task, train_cfg = _with_probe(args, params, spec, task, train_cfg)
     result = fit(task, train_cfg, Path(args.out_dir), seed=params["seed"], log_dir=args.log_dir,
-                 inputs=input_digest(_training_inputs(args)))
+                 inputs=input_digest(spec.inputs(ctx)))
     print(json.dumps(result))
-
-
-def _training_inputs(args) -> list[Path]:
-    """The files a training run reads: its data split files and the weights it starts
-    from or keeps frozen (these decide whether a checkpoint in --out-dir may be resumed)."""
-    if args.component == "vocoder":
-        data = [Path(args.manifest_dir) / f"{s}.tsv" for s in ("train", "dev")]
-    else:
-        root = Path(args.tokens_dir or args.features_dir)
-        data = [root / f"{s}.pt" for s in ("train", "dev")]
-    weights = [Path(p) for p in (args.init, args.flow, args.reward, args.tokenizer,
-                                 args.init_flow, args.init_llm, args.init_reward) if p]
-    return data + weights
 
 
 def cmd_export_components(args) -> None:
@@ -534,9 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
     p = add("train", cmd_train, "train one component (resumes from its last.pt)")
-    p.add_argument(
-        "component", choices=["tokenizer", "llm", "flow", "vocoder", "reward", "joint_e1", "joint_e2"]
-    )
+    p.add_argument("component", choices=list(tasks.TASKS), help="the task (tasks.TASKS)")
     p.add_argument("--params", required=True, help="params.yaml path or inline JSON")
     p.add_argument("--section", default=None, help="params section of the objective (joint_e2_*)")
     p.add_argument("--train-section", default=None, help="params section whose `train` is used")

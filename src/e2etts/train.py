@@ -10,14 +10,11 @@ held-out model selection, early stopping, and TSV logs that `dvc plots` reads.
 from __future__ import annotations
 
 import contextlib
-import csv
-import hashlib
-import json
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +23,13 @@ from torch import nn
 
 from . import checkpoint as ckpt_io
 from . import distributed as dist_util
-from .atomic import file_digest, torch_save
+from .atomic import torch_save
+from .batching import make_batches
+from .checkpoint import TrainState
 from .errors import UserError
+from .run_signature import run_signature
 from .seed import rng_state, seed_everything, set_rng_state
+from .train_log import LOG_NAMES, TsvLog
 
 
 class TrainingDiverged(UserError):
@@ -123,24 +124,6 @@ def detect_memorization(
     return None
 
 
-def make_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """Deterministic length-bucketed batches for one epoch.
-
-    Items are shuffled, then sorted by length inside windows of 50 batches so padding stays
-    small while batch composition still varies from epoch to epoch.
-    """
-    g = torch.Generator().manual_seed(seed * 1000003 + epoch)
-    order = torch.randperm(len(lengths), generator=g).tolist()
-    window = batch_size * 50
-    batches = []
-    for start in range(0, len(order), window):
-        chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
-        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
-    batches = [b for b in batches if len(b) == batch_size] or batches[:1]
-    perm = torch.randperm(len(batches), generator=g).tolist()
-    return [batches[i] for i in perm]
-
-
 def lr_lambda(cfg: TrainConfig, warmup_steps: int | None = None) -> Callable[[int], float]:
     """step -> the factor on a group's peak lr: linear warm-up over `warmup_steps`
     (default cfg.warmup_steps), then cosine decay to cfg.min_lr_ratio at cfg.max_steps."""
@@ -224,52 +207,6 @@ def to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
-LOG_NAMES = ("train_log.tsv", "dev_log.tsv", "curve_log.tsv")
-
-
-class TsvLog:
-    """Append-only TSV log; on resume rows after the resumed step are dropped."""
-
-    def __init__(self, path: Path, resume_step: int | None):
-        self.path = path
-        self.columns: list[str] | None = None
-        self.last_row: dict[str, str] = {}  # the last row kept on resume
-        if path.exists() and resume_step is not None:
-            with path.open() as fh:
-                rows = list(csv.DictReader(fh, delimiter="\t"))
-            kept = [r for r in rows if int(r["step"]) <= resume_step]
-            self.last_row = kept[-1] if kept else {}
-            self.columns = list(rows[0].keys()) if rows else None
-            with path.open("w") as fh:
-                if self.columns:
-                    writer = csv.DictWriter(fh, self.columns, delimiter="\t")
-                    writer.writeheader()
-                    writer.writerows(kept)
-        elif path.exists():
-            path.unlink()
-
-    def last_value(self, column: str) -> float:
-        """The column's value in the last row kept on resume (0.0 when there is none)."""
-        try:
-            return float(self.last_row[column])
-        except (KeyError, ValueError):
-            return 0.0
-
-    def write(self, row: dict) -> None:
-        if self.columns is None:
-            self.columns = list(row.keys())
-            with self.path.open("w") as fh:
-                fh.write("\t".join(self.columns) + "\n")
-        with self.path.open("a") as fh:
-            fh.write("\t".join(_fmt(row.get(c, "")) for c in self.columns) + "\n")
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return str(v)
-
-
 def _autocast(device: torch.device, precision: str):
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
@@ -292,41 +229,27 @@ def _held_out(measure: Callable[[nn.Module], dict[str, float]], model: nn.Module
         set_rng_state(state)
 
 
-# Settings that do not change what is trained (a resume may differ in them).
-_NOT_IN_SIGNATURE = ("progress", "device", "compile", "probe_every", "log_every")
 
 
-def input_digest(paths: list[str | Path]) -> str:
-    """Content hash of a run's input files (training data, initial and frozen weights)."""
-    h = hashlib.sha256()
-    for path in paths:
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"{path}: training input not found")
-        h.update(f"{path.name}\0{file_digest(path)}\0".encode())
-    return h.hexdigest()[:16]
+class _Clock:
+    """Seconds spent training (evaluation included, learning-curve probes not), continued
+    across resumes from the last kept row of the train log."""
 
+    def __init__(self, base: float):
+        self.base = base
+        self.start = time.perf_counter()
 
-def run_signature(task: TrainTask, model: nn.Module, cfg: TrainConfig, seed: int,
-                  inputs: str | None = None) -> str:
-    """Fingerprint of what a run trains: component kind, model config and parameter
-    shapes, training settings, seed, and the digest of its input files. A checkpoint
-    resumes only a run with the same one. (Session 4: without the inputs, an E2 rule
-    re-run on a new stage-2 LLM resumed the old run's finished last.pt and silently
-    reported stale weights.)"""
-    exported = task.export(model)
-    signature = {
-        "inputs": inputs,
-        "kind": task.kind,
-        "seed": seed,
-        "config": exported.get("config"),
-        "shapes": {k: list(v.shape) for k, v in model.state_dict().items()},
-        "train": {k: v for k, v in asdict(cfg).items() if k not in _NOT_IN_SIGNATURE},
-    }
-    if task.param_groups:  # absent when unused, so older runs keep their signatures
-        signature["param_groups"] = task.param_groups
-    blob = json.dumps(signature, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+    def __call__(self) -> float:
+        return self.base + time.perf_counter() - self.start
+
+    def restart(self) -> None:
+        self.start = time.perf_counter()
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        paused = time.perf_counter()
+        yield
+        self.start += time.perf_counter() - paused
 
 
 def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int,
@@ -336,250 +259,281 @@ def fit(task: TrainTask, cfg: TrainConfig, out_dir: str | Path, seed: int,
 
     Returns the final held-out metrics. Writes final.pt last, so its presence means done.
     """
-    out_dir = Path(out_dir)
-    world_size = dist_util.world_size_from_env()
-    if cfg.batch_size % world_size:
-        raise UserError(
-            f"train.batch_size={cfg.batch_size} must be divisible by the number of processes "
-            f"({world_size})"
-        )
-    info = dist_util.init(cfg.device)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # The logs carry wall-clock columns; kept apart from the checkpoints (log_dir), the
-    # checkpoint directory of two runs with the same seed hashes the same.
-    log_dir = Path(log_dir) if log_dir is not None else out_dir
-    log_dir.mkdir(parents=True, exist_ok=True)
-    if log_dir.resolve() != out_dir.resolve():
-        for name in LOG_NAMES:  # written there by an older layout; would spoil the dir's hash
-            (out_dir / name).unlink(missing_ok=True)
-    if cfg.deterministic:
-        # cuBLAS needs a fixed workspace to be deterministic; set before its first use.
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
-    seed_everything(seed)
-    model = task.model.to(info.device)
-    optimizer = make_optimizer(model, cfg, task.param_groups)
-    scheduler = make_scheduler(optimizer, cfg)
+    return Trainer(task, cfg, Path(out_dir), seed, log_dir, inputs).run()
 
-    step, epoch, batch_pos = 0, 0, 0
-    best = {"value": math.inf, "step": -1}
-    evals_since_best = 0
-    # Held-out metric and mean training loss at each evaluation (memorization guard), and
-    # the running training-loss sum since the last evaluation. Wall-clock time is kept out
-    # of the state so that resumable checkpoints of two runs are byte-identical; the
-    # training clock continues from the train log instead.
-    history = {"train_means": [], "dev_values": [], "loss_sum": 0.0, "loss_count": 0}
-    signature = run_signature(task, model, cfg, seed, inputs)
-    state = ckpt_io.load_state(out_dir)
-    if state is not None and state.get("signature") != signature:
-        # A changed params section re-runs the rule: its old checkpoints belong to another
-        # run, and resuming them would mix two configurations (or fail on shapes).
-        if info.is_main:
-            print(f"[train] {out_dir / ckpt_io.LAST} was saved by a run with other settings "
-                  f"(model, training section, seed or input files changed); starting "
-                  f"{task.kind} afresh")
-            ckpt_io.clear_states(out_dir)
-        dist_util.barrier(info)
-        state = None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step, epoch, batch_pos = state["step"], state["epoch"], state["batch_pos"]
-        best = state["best"]
-        evals_since_best = state["evals_since_best"]
-        history = state.get("history", history)
-        set_rng_state(state["rng"])
-        if info.is_main:
-            print(f"[train] resumed {task.kind} from {out_dir / ckpt_io.LAST} at step {step}")
 
-    train_model: nn.Module = model
-    if info.enabled:
-        train_model = nn.parallel.DistributedDataParallel(
-            model,
-            device_ids=[info.device.index] if info.device.type == "cuda" else None,
-            find_unused_parameters=task.find_unused_parameters,
-        )
-    if cfg.compile:
-        train_model = torch.compile(train_model)
+class Trainer:
+    """fit()'s loop. What a checkpoint holds is one TrainState (self.state); everything
+    else is set up once from the task and the settings: devices, the optimizer, the logs."""
 
-    logs = None
-    if info.is_main:
-        resume_step = step if state is not None else None
-        logs = {
-            "train": TsvLog(log_dir / "train_log.tsv", resume_step),
-            "dev": TsvLog(log_dir / "dev_log.tsv", resume_step),
-        }
-        if task.probe is not None and cfg.probe_every:
-            logs["curve"] = TsvLog(log_dir / "curve_log.tsv", resume_step)
-    progress = None
-    if info.is_main and cfg.progress:
-        from tqdm import tqdm
-
-        progress = tqdm(total=cfg.max_steps, initial=step, desc=task.kind, mininterval=5)
-
-    def save(final_metrics: dict | None = None) -> None:
-        if not info.is_main:
-            return
-        ckpt_io.save_state(
-            out_dir,
-            {
-                "kind": task.kind,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "step": step,
-                "epoch": epoch,
-                "batch_pos": batch_pos,
-                "best": best,
-                "evals_since_best": evals_since_best,
-                "history": {**history, "loss_sum": float(loss_sum), "loss_count": loss_count},
-                "rng": rng_state(),
-                "train_config": asdict(cfg),
-                "signature": signature,
-            },
-            cfg.keep_last,
-        )
-
-    def run_eval() -> bool:
-        """Evaluate, log, update best.pt. Returns True when early stopping triggers."""
-        nonlocal evals_since_best, loss_sum, loss_count
-        stop = torch.zeros(1)
-        if info.is_main:
-            metrics = _held_out(task.evaluate, model)
-            if cfg.select_metric not in metrics:
-                raise RuntimeError(f"evaluate() must report '{cfg.select_metric}'")
-            value = metrics[cfg.select_metric]
-            history["dev_values"].append(float(value))
-            history["train_means"].append(float(loss_sum) / max(loss_count, 1))
-            loss_sum, loss_count = torch.zeros_like(loss_sum), 0
-            memorizing = detect_memorization(
-                history["train_means"], history["dev_values"], cfg.memorization_span,
-                cfg.memorization_min_drop,
+    def __init__(self, task: TrainTask, cfg: TrainConfig, out_dir: Path, seed: int,
+                 log_dir: str | Path | None, inputs: str | None):
+        self.task, self.cfg, self.out_dir, self.seed = task, cfg, out_dir, seed
+        world_size = dist_util.world_size_from_env()
+        if cfg.batch_size % world_size:
+            raise UserError(
+                f"train.batch_size={cfg.batch_size} must be divisible by the number of processes "
+                f"({world_size})"
             )
-            logs["dev"].write({"step": step, **metrics, "train_loss": history["train_means"][-1],
-                               "train_min": round(clock() / 60, 3)})
-            if value < best["value"]:
-                best.update(value=float(value), step=step)
-                evals_since_best = 0
-                torch_save(out_dir / ckpt_io.BEST, _export(task, model, step, metrics))
-            else:
-                evals_since_best += 1
-            if cfg.early_stop_patience and evals_since_best >= cfg.early_stop_patience:
-                print(f"[train] early stop at step {step}: no {cfg.select_metric} gain in "
-                      f"{evals_since_best} evaluations (best {best['value']:.4f} at {best['step']})")
-                stop[0] = 1
-            if memorizing:
-                print(f"[train] {task.kind} stopped at step {step}: {memorizing}; keeping the "
-                      f"held-out best (step {best['step']}). More distinct training data or "
-                      "more regularization is the fix, not more steps")
-                stop[0] = 1
-        if info.enabled:
+        self.info = dist_util.init(cfg.device)
+        self.log_dir = self._make_dirs(log_dir)
+        if cfg.deterministic:
+            # cuBLAS needs a fixed workspace to be deterministic; set before its first use.
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
+        seed_everything(seed)
+        self.model = task.model.to(self.info.device)
+        self.optimizer = make_optimizer(self.model, cfg, task.param_groups)
+        self.scheduler = make_scheduler(self.optimizer, cfg)
+        self.state = TrainState(kind=task.kind, train_config=asdict(cfg),
+                                signature=run_signature(task, self.model, cfg, seed, inputs))
+        resumed = self._resume()
+        self.train_model = self._wrap(self.model)
+        self.logs = self._open_logs(resumed)
+        self.progress = None
+        if self.info.is_main and cfg.progress:
+            from tqdm import tqdm
+
+            self.progress = tqdm(total=cfg.max_steps, initial=self.state.step, desc=task.kind, mininterval=5)
+        # The training-loss sum since the last evaluation, kept on the device in float64 (the
+        # same sums as Python floats): reading the loss back every step would stall a GPU;
+        # it is read once per evaluation (and into state.history when saving).
+        self.loss_sum = torch.tensor(self.state.history["loss_sum"], dtype=torch.float64, device=self.info.device)
+        self.clock = _Clock(self.logs["train"].last_value("wall_s") if self.logs is not None else 0.0)
+
+    # -- set-up -----------------------------------------------------------------------
+
+    def _make_dirs(self, log_dir: str | Path | None) -> Path:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        # The logs carry wall-clock columns; kept apart from the checkpoints (log_dir), the
+        # checkpoint directory of two runs with the same seed hashes the same.
+        log_dir = Path(log_dir) if log_dir is not None else self.out_dir
+        log_dir.mkdir(parents=True, exist_ok=True)
+        if log_dir.resolve() != self.out_dir.resolve():
+            for name in LOG_NAMES:  # written there by an older layout; would spoil the dir's hash
+                (self.out_dir / name).unlink(missing_ok=True)
+        return log_dir
+
+    def _resume(self) -> bool:
+        """Continue from out_dir/last.pt when the same run saved it. -> whether it did."""
+        saved = ckpt_io.load_state(self.out_dir)
+        if saved is not None and saved.get("signature") != self.state.signature:
+            # A changed params section re-runs the rule: its old checkpoints belong to another
+            # run, and resuming them would mix two configurations (or fail on shapes).
+            if self.info.is_main:
+                print(f"[train] {self.out_dir / ckpt_io.LAST} was saved by a run with other settings "
+                      f"(model, training section, seed or input files changed); starting "
+                      f"{self.task.kind} afresh")
+                ckpt_io.clear_states(self.out_dir)
+            dist_util.barrier(self.info)
+            saved = None
+        if saved is None:
+            return False
+        # The settings outside the signature (progress, log_every, ...) are this run's.
+        fresh = self.state
+        self.state = replace(TrainState.from_dict(saved), kind=fresh.kind,
+                             train_config=fresh.train_config, signature=fresh.signature)
+        self.model.load_state_dict(self.state.model)
+        self.optimizer.load_state_dict(self.state.optimizer)
+        self.scheduler.load_state_dict(self.state.scheduler)
+        set_rng_state(self.state.rng)
+        if self.info.is_main:
+            print(f"[train] resumed {self.task.kind} from {self.out_dir / ckpt_io.LAST} at step {self.state.step}")
+        return True
+
+    def _wrap(self, model: nn.Module) -> nn.Module:
+        """The module the loss runs through: DDP under torchrun, compiled if asked."""
+        if self.info.enabled:
+            model = nn.parallel.DistributedDataParallel(
+                model,
+                device_ids=[self.info.device.index] if self.info.device.type == "cuda" else None,
+                find_unused_parameters=self.task.find_unused_parameters,
+            )
+        if self.cfg.compile:
+            model = torch.compile(model)
+        return model
+
+    def _open_logs(self, resumed: bool) -> dict[str, TsvLog] | None:
+        if not self.info.is_main:
+            return None
+        resume_step = self.state.step if resumed else None
+        logs = {
+            "train": TsvLog(self.log_dir / "train_log.tsv", resume_step),
+            "dev": TsvLog(self.log_dir / "dev_log.tsv", resume_step),
+        }
+        if self.task.probe is not None and self.cfg.probe_every:
+            logs["curve"] = TsvLog(self.log_dir / "curve_log.tsv", resume_step)
+        return logs
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def run(self) -> dict:
+        state, cfg = self.state, self.cfg
+        if state.step == 0:
+            self.probe()  # the untrained starting point of the curve
+            self.clock.restart()
+        stopped = False
+        self.model.train()
+        while state.step < cfg.max_steps and not stopped:
+            batches = make_batches(self.task.lengths, cfg.batch_size, self.seed, state.epoch)
+            while state.batch_pos < len(batches) and state.step < cfg.max_steps and not stopped:
+                self.train_step(batches[state.batch_pos][self.info.rank :: self.info.world_size])
+                stopped = self.after_step()
+            if state.batch_pos >= len(batches):
+                state.epoch += 1
+                state.batch_pos = 0
+        if self.progress is not None:
+            self.progress.close()
+        return self.finish()
+
+    def train_step(self, indices: list[int]) -> None:
+        """One optimizer step on this process's share of a batch; logs every log_every."""
+        task, cfg, state = self.task, self.cfg, self.state
+        batch = task.collate([task.dataset[i] for i in indices])
+        if self.info.device.type == "cuda":
+            batch = pin(batch)
+        batch = to_device(batch, self.info.device)
+        try:
+            with _autocast(self.info.device, cfg.precision):
+                loss, parts = task.loss(self.train_model, batch)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"{task.kind}: loss is {loss.item()} at step {state.step + 1}; stopped, the last "
+                    f"good checkpoint {self.out_dir / ckpt_io.LAST} is kept. Lower train.lr or "
+                    f"raise train.warmup_steps, then re-run to resume"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        except torch.OutOfMemoryError:
+            raise UserError(
+                f"{task.kind}: out of memory on a batch of {len(indices)} utterances per "
+                f"process; lower train.batch_size (now {cfg.batch_size})"
+            ) from None
+        self.optimizer.step()
+        self.scheduler.step()
+        self.loss_sum += loss.detach()
+        state.history["loss_count"] += 1
+        state.step += 1
+        state.batch_pos += 1
+        if self.progress is not None:
+            self.progress.update(1)
+        if state.step % cfg.log_every == 0 or state.step == 1:
+            self._log_step(loss, parts, grad_norm)
+
+    def _log_step(self, loss: torch.Tensor, parts: dict, grad_norm: torch.Tensor) -> None:
+        # The logged loss is the global-batch mean, comparable across world sizes.
+        global_loss = float(dist_util.all_reduce_mean(loss.detach().float(), self.info))
+        if not self.info.is_main:
+            return
+        self.logs["train"].write(
+            {
+                "step": self.state.step,
+                "epoch": self.state.epoch,
+                "loss": global_loss,
+                **{k: float(v) for k, v in parts.items()},
+                "grad_norm": float(grad_norm),
+                "lr": self.scheduler.get_last_lr()[0],
+                **{f"lr_{g['name']}": g["lr"] for g in self.optimizer.param_groups if "name" in g},
+                "wall_s": round(self.clock(), 2),
+            }
+        )
+
+    def after_step(self) -> bool:
+        """Evaluate, probe and save when due. -> whether training stops here."""
+        step, cfg = self.state.step, self.cfg
+        stopped = False
+        if step % cfg.eval_every == 0 or step == cfg.max_steps:
+            stopped = self.evaluate()
+        if cfg.probe_every and (step % cfg.probe_every == 0 or step == cfg.max_steps or stopped):
+            with self.clock.paused():  # probes are not training time
+                self.probe()
+        if step % cfg.ckpt_every == 0 or step == cfg.max_steps or stopped:
+            self.save()
+        return stopped
+
+    def evaluate(self) -> bool:
+        """Evaluate, log, update best.pt (main process). -> whether to stop (early stopping,
+        memorization), agreed by every process."""
+        stop = torch.zeros(1)
+        if self.info.is_main and self._evaluate_main():
+            stop[0] = 1
+        if self.info.enabled:
             torch.distributed.broadcast(stop, 0)
         return bool(stop.item())
 
-    def run_probe() -> None:
-        if not (info.is_main and task.probe is not None and cfg.probe_every):
+    def _evaluate_main(self) -> bool:
+        task, cfg, state, history = self.task, self.cfg, self.state, self.state.history
+        metrics = _held_out(task.evaluate, self.model)
+        if cfg.select_metric not in metrics:
+            raise RuntimeError(f"evaluate() must report '{cfg.select_metric}'")
+        value = metrics[cfg.select_metric]
+        history["dev_values"].append(float(value))
+        history["train_means"].append(float(self.loss_sum) / max(history["loss_count"], 1))
+        self.loss_sum = torch.zeros_like(self.loss_sum)
+        history["loss_count"] = 0
+        memorizing = detect_memorization(
+            history["train_means"], history["dev_values"], cfg.memorization_span, cfg.memorization_min_drop,
+        )
+        self.logs["dev"].write({"step": state.step, **metrics, "train_loss": history["train_means"][-1],
+                                "train_min": round(self.clock() / 60, 3)})
+        best = state.best
+        if value < best["value"]:
+            best.update(value=float(value), step=state.step)
+            state.evals_since_best = 0
+            torch_save(self.out_dir / ckpt_io.BEST, _export(task, self.model, state.step, metrics))
+        else:
+            state.evals_since_best += 1
+        stop = False
+        if cfg.early_stop_patience and state.evals_since_best >= cfg.early_stop_patience:
+            print(f"[train] early stop at step {state.step}: no {cfg.select_metric} gain in "
+                  f"{state.evals_since_best} evaluations (best {best['value']:.4f} at {best['step']})")
+            stop = True
+        if memorizing:
+            print(f"[train] {task.kind} stopped at step {state.step}: {memorizing}; keeping the "
+                  f"held-out best (step {best['step']}). More distinct training data or "
+                  "more regularization is the fix, not more steps")
+            stop = True
+        return stop
+
+    def probe(self) -> None:
+        """The learning-curve probe (task.probe), when the run has one (main process)."""
+        if not (self.info.is_main and self.task.probe is not None and self.cfg.probe_every):
             return
-        minutes = round(clock() / 60, 3)  # training time so far; the probe's own is not
-        figures = _held_out(task.probe, model)
-        logs["curve"].write({"step": step, "train_min": minutes, **figures})
-        print(f"[train] {task.kind} step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in figures.items()))
+        minutes = round(self.clock() / 60, 3)  # training time so far; the probe's own is not
+        figures = _held_out(self.task.probe, self.model)
+        self.logs["curve"].write({"step": self.state.step, "train_min": minutes, **figures})
+        print(f"[train] {self.task.kind} step {self.state.step}: "
+              + ", ".join(f"{k} {v:.4g}" for k, v in figures.items()))
 
-    # Summed on the device in float64 (the same sums as Python floats): reading the loss
-    # back every step would stall a GPU; it is read once per evaluation.
-    loss_sum = torch.tensor(history["loss_sum"], dtype=torch.float64, device=info.device)
-    loss_count = history["loss_count"]
-    # Seconds spent training (evaluation included, learning-curve probes not), continued
-    # across resumes from the last kept row of the train log.
-    clock_base = logs["train"].last_value("wall_s") if logs is not None else 0.0
-    clock_start = time.perf_counter()
+    def save(self) -> None:
+        """last.pt (and a rotating step_<N>.pt): the state, with the module, optimizer,
+        scheduler and RNG states taken now (main process)."""
+        if not self.info.is_main:
+            return
+        state = self.state
+        state.model = self.model.state_dict()
+        state.optimizer = self.optimizer.state_dict()
+        state.scheduler = self.scheduler.state_dict()
+        state.history["loss_sum"] = float(self.loss_sum)
+        state.rng = rng_state()
+        ckpt_io.save_state(self.out_dir, state.to_dict(), self.cfg.keep_last)
 
-    def clock() -> float:
-        return clock_base + time.perf_counter() - clock_start
-
-    if step == 0:
-        run_probe()  # the untrained starting point of the curve
-        clock_start = time.perf_counter()
-    stopped = False
-    model.train()
-    while step < cfg.max_steps and not stopped:
-        batches = make_batches(task.lengths, cfg.batch_size, seed, epoch)
-        while batch_pos < len(batches) and step < cfg.max_steps:
-            indices = batches[batch_pos][info.rank :: info.world_size]
-            batch = task.collate([task.dataset[i] for i in indices])
-            if info.device.type == "cuda":
-                batch = pin(batch)
-            batch = to_device(batch, info.device)
-            try:
-                with _autocast(info.device, cfg.precision):
-                    loss, parts = task.loss(train_model, batch)
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(
-                        f"{task.kind}: loss is {loss.item()} at step {step + 1}; stopped, the last "
-                        f"good checkpoint {out_dir / ckpt_io.LAST} is kept. Lower train.lr or "
-                        f"raise train.warmup_steps, then re-run to resume"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            except torch.OutOfMemoryError:
-                raise UserError(
-                    f"{task.kind}: out of memory on a batch of {len(indices)} utterances per "
-                    f"process; lower train.batch_size (now {cfg.batch_size})"
-                ) from None
-            optimizer.step()
-            scheduler.step()
-            loss_sum += loss.detach()
-            loss_count += 1
-            step += 1
-            batch_pos += 1
-            if progress is not None:
-                progress.update(1)
-            if step % cfg.log_every == 0 or step == 1:
-                # The logged loss is the global-batch mean, comparable across world sizes.
-                global_loss = float(dist_util.all_reduce_mean(loss.detach().float(), info))
-            if info.is_main and (step % cfg.log_every == 0 or step == 1):
-                logs["train"].write(
-                    {
-                        "step": step,
-                        "epoch": epoch,
-                        "loss": global_loss,
-                        **{k: float(v) for k, v in parts.items()},
-                        "grad_norm": float(grad_norm),
-                        "lr": scheduler.get_last_lr()[0],
-                        **{f"lr_{g['name']}": g["lr"] for g in optimizer.param_groups if "name" in g},
-                        "wall_s": round(clock(), 2),
-                    }
-                )
-            if step % cfg.eval_every == 0 or step == cfg.max_steps:
-                stopped = run_eval()
-            if cfg.probe_every and (step % cfg.probe_every == 0 or step == cfg.max_steps or stopped):
-                paused = time.perf_counter()
-                run_probe()
-                clock_start += time.perf_counter() - paused  # probes are not training time
-            if step % cfg.ckpt_every == 0 or step == cfg.max_steps or stopped:
-                save()
-            if stopped:
-                break
-        if batch_pos >= len(batches):
-            epoch += 1
-            batch_pos = 0
-    if progress is not None:
-        progress.close()
-
-    if info.is_main:
-        if best["step"] < 0:  # no evaluation ever ran (max_steps == 0)
-            run_eval()
-        final = torch.load(out_dir / ckpt_io.BEST, map_location="cpu", weights_only=False)
-        torch_save(out_dir / ckpt_io.FINAL, final)
-        print(f"[train] {task.kind}: selected step {best['step']} "
-              f"({cfg.select_metric}={best['value']:.4f}) -> {out_dir / ckpt_io.FINAL}")
-    dist_util.barrier(info)
-    result = dict(best)
-    dist_util.shutdown(info)
-    return result
+    def finish(self) -> dict:
+        """final.pt: a copy of best.pt, written last. -> the selected step and its metric."""
+        best = self.state.best
+        if self.info.is_main:
+            if best["step"] < 0:  # no evaluation ever ran (max_steps == 0)
+                self.evaluate()
+            final = torch.load(self.out_dir / ckpt_io.BEST, map_location="cpu", weights_only=False)
+            torch_save(self.out_dir / ckpt_io.FINAL, final)
+            print(f"[train] {self.task.kind}: selected step {best['step']} "
+                  f"({self.cfg.select_metric}={best['value']:.4f}) -> {self.out_dir / ckpt_io.FINAL}")
+        dist_util.barrier(self.info)
+        result = dict(best)
+        dist_util.shutdown(self.info)
+        return result
 
 
 def _export(task: TrainTask, model: nn.Module, step: int, metrics: dict) -> dict:
