@@ -16,7 +16,9 @@ from e2etts.llm.interleave import (
     split_point,
     word_starts,
 )
-from e2etts.llm.model import TextToTokenLM, TextToTokenLMConfig
+from e2etts.llm.model import SamplingConfig, TextToTokenLM, TextToTokenLMConfig
+
+GREEDY = SamplingConfig(temperature=0.0)
 
 torch.set_num_threads(1)
 SPACE = 1  # the space symbol's id in the shared vocabulary (word boundary)
@@ -103,7 +105,7 @@ def test_interleaved_lm_learns_and_generation_speaks_each_symbol_in_order():
     for it in items:
         k = int(split_point(it["text_ids"], key=it["utt_id"]))
         b = int(it["starts"][k])
-        out = model.generate(it["text_ids"], it["tokens"][:b], temperature=0.0, max_new_tokens=50,
+        out = model.generate(it["text_ids"], it["tokens"][:b], GREEDY, max_new_tokens=50,
                              n_target_text=len(it["text_ids"]) - k)
         assert out.tolist() == it["tokens"][b:].tolist()
 
@@ -137,7 +139,7 @@ def test_token_logits_are_the_positions_that_predict_each_token():
         assert batch["values"][b].gather(0, batch["token_unit"][b, :n]).tolist() == it["tokens"].tolist()
     model = _tiny().eval()
     logits = model.forward_units(batch)
-    picked = model.token_logits(logits, batch)
+    picked = model.format.token_logits(logits, batch)
     assert picked.shape == (2, 10, model.codebook_size + 1)
     assert torch.equal(picked[0, 3], logits[0, int(batch["token_unit"][0, 3]) - 1])
 
