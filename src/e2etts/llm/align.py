@@ -20,6 +20,7 @@ from ..errors import UserError
 from ..nn import length_mask
 from ..tokens import TokenizedSet
 
+
 def ctc_viterbi_starts(log_probs: np.ndarray, labels: np.ndarray, blank: int = 0) -> np.ndarray | None:
     """log_probs (T, V), labels (L,) -> the frame where each label's segment starts (L,),
     starts[0] = 0 and strictly increasing; None when no CTC path exists (T too short).
