@@ -41,6 +41,51 @@ def test_viterbi_starts_follow_the_spikes_and_tile_the_tokens():
     assert uniform_starts(10, 4).tolist() == [0, 2, 5, 7]
 
 
+def _reference_viterbi_starts(log_probs: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
+    """The CTC Viterbi written out (the project's own before torchaudio's forced_align):
+    best path through blank-interleaved labels, then the first frame of each label."""
+    T, L = log_probs.shape[0], len(labels)
+    S = 2 * L + 1
+    ext = np.zeros(S, dtype=np.int64)
+    ext[1::2] = labels
+    can_skip = np.zeros(S, dtype=bool)
+    can_skip[3::2] = labels[1:] != labels[:-1]
+    emit, neg = log_probs[:, ext], -1e30
+    score = np.full(S, neg)
+    score[0], score[1] = emit[0, 0], emit[0, 1]
+    back = np.zeros((T, S), dtype=np.int8)
+    for t in range(1, T):
+        cand = np.stack([score, np.concatenate([[neg], score[:-1]]),
+                         np.where(can_skip, np.concatenate([[neg, neg], score[:-2]]), neg)])
+        back[t] = cand.argmax(0)
+        score = cand.max(0) + emit[t]
+    s = S - 1 if score[S - 1] >= score[S - 2] else S - 2
+    if score[s] <= neg / 2:
+        return None
+    starts = np.full(L, -1)
+    for t in range(T - 1, -1, -1):
+        if s % 2 == 1:
+            starts[s // 2] = t  # walking back: the last write is the label's first frame
+        s -= int(back[t, s])
+    starts[0] = 0
+    return starts
+
+
+def test_forced_alignment_equals_the_written_out_viterbi_on_random_lattices():
+    rng = np.random.default_rng(0)
+    n_none = 0
+    for _ in range(200):
+        T, V = int(rng.integers(2, 40)), int(rng.integers(3, 8))
+        labels = rng.integers(1, V, size=int(rng.integers(1, 12)))  # small V: many repeats
+        lp = torch.randn(T, V, generator=torch.Generator().manual_seed(int(rng.integers(1 << 30)))).mul(3).log_softmax(-1).numpy()
+        want, got = _reference_viterbi_starts(lp, labels), ctc_viterbi_starts(lp, labels)
+        n_none += want is None
+        assert (got is None) == (want is None), (T, labels.tolist())
+        if want is not None:
+            assert got.tolist() == want.tolist(), (T, labels.tolist())
+    assert 20 < n_none < 180  # both kinds of lattice were tried
+
+
 def test_units_hold_every_token_once_and_end_each_symbol():
     text = torch.tensor([3, 4, SPACE, 5, 6])
     tokens = torch.arange(20, 31)  # 11 tokens
