@@ -32,7 +32,6 @@ def main() -> None:
     from e2etts.config import build, load_params
     from e2etts.flow.model import FlowMatchingConfig, FlowMatchingDecoder
     from e2etts.llm.align import uniform_starts
-    from e2etts.llm.interleave import interleave_padded
     from e2etts.llm.model import TextToTokenLM, TextToTokenLMConfig
     from e2etts.text import VOCAB_SIZE
     from e2etts.tokenizer.model import SpeechTokenizer, SpeechTokenizerConfig
@@ -61,12 +60,9 @@ def main() -> None:
         if name == "llm":
             llm = TextToTokenLM(build(TextToTokenLMConfig, {"fsq_levels": tok.cfg.fsq_levels, **params["llm"]["model"]},
                                       "llm.model"))
-            if llm.cfg.alignment == "interleaved":
-                starts = [torch.from_numpy(uniform_starts(tokens, chars))] * B
-                units = interleave_padded(text, text_lens, codes, code_lens, starts, llm.eos_id,
-                                          keys=[str(b) for b in range(B)])
-                return llm, lambda m: m.loss_units(units)[0]
-            return llm, lambda m: m.loss(text, text_lens, None, code_lens, codes)[0]
+            starts = [torch.from_numpy(uniform_starts(tokens, chars))] * B
+            batch = llm.format.from_padded(text, text_lens, codes, code_lens, starts, keys=[str(b) for b in range(B)])
+            return llm, lambda m: m.format.loss(m, batch)[0]
         flow = FlowMatchingDecoder(build(FlowMatchingConfig, {"fsq_dim": tok.fsq.dim, **params["flow"]["model"]},
                                          "flow.model"))
         crop = params["flow"].get("crop_tokens", 0) or tokens

@@ -7,7 +7,6 @@ from e2etts.flow.model import FlowMatchingConfig, FlowMatchingDecoder
 from e2etts.joint.e1 import JointE1, JointE1Config
 from e2etts.joint.e2 import JointE2, JointE2Config, gumbel_straight_through
 from e2etts.llm.align import uniform_starts
-from e2etts.llm.interleave import interleave_padded
 from e2etts.llm.model import TextToTokenLM, TextToTokenLMConfig
 from e2etts.reward.model import RewardModel, RewardModelConfig
 from e2etts.tokenizer.model import SpeechTokenizer, SpeechTokenizerConfig
@@ -42,13 +41,14 @@ def _batch(B=3, T=48):
             "utt_ids": [f"u{b}" for b in range(B)]}
 
 
-def _with_units(batch, end_id):
-    """E2's batch for an interleaved LLM: symbols spread evenly over the tokens."""
+def _with_llm_batch(batch, fmt):
+    """E2's batch: the LLM format's batch of the same items (interleaved: symbols spread
+    evenly over the tokens)."""
     starts = [torch.from_numpy(uniform_starts(int(t), int(n)))
               for t, n in zip(batch["token_lens"], batch["text_lens"], strict=True)]
-    units = interleave_padded(batch["text"], batch["text_lens"], batch["tokens"], batch["token_lens"],
-                              starts, end_id, keys=batch["utt_ids"])
-    return {**batch, "units": units}
+    llm_batch = fmt.from_padded(batch["text"], batch["text_lens"], batch["tokens"], batch["token_lens"],
+                                starts, keys=batch["utt_ids"])
+    return {**batch, "llm": llm_batch}
 
 
 def test_gumbel_is_one_hot_forward_and_differentiable_backward():
@@ -138,7 +138,7 @@ def _e2(fm_weight=1.0, rm_weight=1.0, alignment="prefix"):
 
 def _e2_batch(model):
     batch = _batch()
-    return _with_units(batch, model.llm.eos_id) if model.llm.cfg.alignment == "interleaved" else batch
+    return _with_llm_batch(batch, model.llm.format)
 
 
 @pytest.mark.parametrize("alignment", ["prefix", "interleaved"])
@@ -185,7 +185,8 @@ def test_e2_loss_falls_and_tau_anneals(alignment):
 
 
 def test_e2_fm_only_has_no_reward_term():
-    parts = _e2(rm_weight=0.0).losses(_batch())
+    model = _e2(rm_weight=0.0)
+    parts = model.losses(_e2_batch(model))
     assert "fm" in parts and "rm" not in parts
 
 

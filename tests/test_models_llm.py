@@ -3,7 +3,9 @@
 import pytest
 import torch
 
-from e2etts.llm.model import TextToTokenLM, TextToTokenLMConfig
+from e2etts.llm.model import SamplingConfig, TextToTokenLM, TextToTokenLMConfig
+
+GREEDY = SamplingConfig(temperature=0.0)
 
 torch.set_num_threads(1)
 
@@ -96,7 +98,7 @@ def test_overfit_tiny_batch():
     assert ce.item() < 0.5 * start and acc.item() == 1.0
     # Greedy generation reproduces item 0 (the prompt is its first two tokens) and stops.
     model.eval()
-    out = model.generate(text[0], idx[0, :2], temperature=0.0, max_new_tokens=20)
+    out = model.generate(text[0], idx[0, :2], GREEDY, max_new_tokens=20)
     assert out.tolist() == [3, 4, 5, 6]
 
 
@@ -105,8 +107,8 @@ def test_kv_cache_matches_full_recompute():
     with torch.no_grad():
         model.head.bias[model.eos_id] = -1e4  # run to the length limit
     text, prompt = torch.tensor([3, 4, 5]), torch.tensor([1, 2, 3])
-    a = model.generate(text, prompt, max_new_tokens=25, temperature=0.0, use_kv_cache=True)
-    b = model.generate(text, prompt, max_new_tokens=25, temperature=0.0, use_kv_cache=False)
+    a = model.generate(text, prompt, GREEDY, max_new_tokens=25, use_kv_cache=True)
+    b = model.generate(text, prompt, GREEDY, max_new_tokens=25, use_kv_cache=False)
     assert a.tolist() == b.tolist() and len(a) == 25
     # Sampling with the same generator seed is reproducible.
     g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
@@ -129,7 +131,7 @@ def test_eos_and_min_new_tokens():
     assert len(model.generate(text, prompt, max_new_tokens=10)) == 0
     assert len(model.generate(text, prompt, max_new_tokens=10, min_new_tokens=4)) == 4
     assert (
-        len(model.generate(text, prompt, max_new_tokens=10, temperature=0.0, min_new_tokens=3)) == 3
+        len(model.generate(text, prompt, GREEDY, max_new_tokens=10, min_new_tokens=3)) == 3
     )
 
 
@@ -155,10 +157,8 @@ def test_repetition_aware_sampling(window, expect_all_same):
     out = model.generate(
         torch.tensor([3]),
         torch.tensor([1]),
+        SamplingConfig(top_k=1, repetition_window=window, repetition_threshold=0.1),
         max_new_tokens=30,
-        top_k=1,
-        repetition_window=window,
-        repetition_threshold=0.1,
         generator=g,
     )
     assert len(out) == 30

@@ -16,7 +16,9 @@ from e2etts.llm.interleave import (
     split_point,
     word_starts,
 )
-from e2etts.llm.model import TextToTokenLM, TextToTokenLMConfig
+from e2etts.llm.model import SamplingConfig, TextToTokenLM, TextToTokenLMConfig
+
+GREEDY = SamplingConfig(temperature=0.0)
 
 torch.set_num_threads(1)
 SPACE = 1  # the space symbol's id in the shared vocabulary (word boundary)
@@ -37,6 +39,51 @@ def test_viterbi_starts_follow_the_spikes_and_tile_the_tokens():
     assert ctc_viterbi_starts(_log_probs([2, 0, 2]), np.array([2, 2])).tolist() == [0, 2]
     assert ctc_viterbi_starts(_log_probs([2, 2]), np.array([2, 2])) is None
     assert uniform_starts(10, 4).tolist() == [0, 2, 5, 7]
+
+
+def _reference_viterbi_starts(log_probs: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
+    """The CTC Viterbi written out (the project's own before torchaudio's forced_align):
+    best path through blank-interleaved labels, then the first frame of each label."""
+    T, L = log_probs.shape[0], len(labels)
+    S = 2 * L + 1
+    ext = np.zeros(S, dtype=np.int64)
+    ext[1::2] = labels
+    can_skip = np.zeros(S, dtype=bool)
+    can_skip[3::2] = labels[1:] != labels[:-1]
+    emit, neg = log_probs[:, ext], -1e30
+    score = np.full(S, neg)
+    score[0], score[1] = emit[0, 0], emit[0, 1]
+    back = np.zeros((T, S), dtype=np.int8)
+    for t in range(1, T):
+        cand = np.stack([score, np.concatenate([[neg], score[:-1]]),
+                         np.where(can_skip, np.concatenate([[neg, neg], score[:-2]]), neg)])
+        back[t] = cand.argmax(0)
+        score = cand.max(0) + emit[t]
+    s = S - 1 if score[S - 1] >= score[S - 2] else S - 2
+    if score[s] <= neg / 2:
+        return None
+    starts = np.full(L, -1)
+    for t in range(T - 1, -1, -1):
+        if s % 2 == 1:
+            starts[s // 2] = t  # walking back: the last write is the label's first frame
+        s -= int(back[t, s])
+    starts[0] = 0
+    return starts
+
+
+def test_forced_alignment_equals_the_written_out_viterbi_on_random_lattices():
+    rng = np.random.default_rng(0)
+    n_none = 0
+    for _ in range(200):
+        T, V = int(rng.integers(2, 40)), int(rng.integers(3, 8))
+        labels = rng.integers(1, V, size=int(rng.integers(1, 12)))  # small V: many repeats
+        lp = torch.randn(T, V, generator=torch.Generator().manual_seed(int(rng.integers(1 << 30)))).mul(3).log_softmax(-1).numpy()
+        want, got = _reference_viterbi_starts(lp, labels), ctc_viterbi_starts(lp, labels)
+        n_none += want is None
+        assert (got is None) == (want is None), (T, labels.tolist())
+        if want is not None:
+            assert got.tolist() == want.tolist(), (T, labels.tolist())
+    assert 20 < n_none < 180  # both kinds of lattice were tried
 
 
 def test_units_hold_every_token_once_and_end_each_symbol():
@@ -103,7 +150,7 @@ def test_interleaved_lm_learns_and_generation_speaks_each_symbol_in_order():
     for it in items:
         k = int(split_point(it["text_ids"], key=it["utt_id"]))
         b = int(it["starts"][k])
-        out = model.generate(it["text_ids"], it["tokens"][:b], temperature=0.0, max_new_tokens=50,
+        out = model.generate(it["text_ids"], it["tokens"][:b], GREEDY, max_new_tokens=50,
                              n_target_text=len(it["text_ids"]) - k)
         assert out.tolist() == it["tokens"][b:].tolist()
 
@@ -137,7 +184,7 @@ def test_token_logits_are_the_positions_that_predict_each_token():
         assert batch["values"][b].gather(0, batch["token_unit"][b, :n]).tolist() == it["tokens"].tolist()
     model = _tiny().eval()
     logits = model.forward_units(batch)
-    picked = model.token_logits(logits, batch)
+    picked = model.format.token_logits(logits, batch)
     assert picked.shape == (2, 10, model.codebook_size + 1)
     assert torch.equal(picked[0, 3], logits[0, int(batch["token_unit"][0, 3]) - 1])
 

@@ -95,19 +95,13 @@ def run(params_path: str = "params.yaml", threads: int = 1, repeat: int = 3,
     codes = codes % tok.fsq.codebook_size
     vectors = tok.fsq.indices_to_vectors(codes)
     crop = params["flow"].get("crop_tokens", 0) or tokens
-    if llm.cfg.alignment == "interleaved":  # symbols spread evenly over the tokens
-        from .llm.align import uniform_starts
-        from .llm.interleave import interleave_padded
+    from .llm.align import uniform_starts
 
-        starts = [torch.from_numpy(uniform_starts(tokens, chars))] * B
-        units = interleave_padded(text, text_lens, codes, code_lens, starts, llm.eos_id,
-                                  keys=[str(b) for b in range(B)])
+    starts = [torch.from_numpy(uniform_starts(tokens, chars))] * B  # symbols spread evenly over the tokens
+    llm_batch = llm.format.from_padded(text, text_lens, codes, code_lens, starts, keys=[str(b) for b in range(B)])
 
-        def llm_loss():
-            return llm.loss_units(units)[0]
-    else:
-        def llm_loss():
-            return llm.loss(text, text_lens, None, code_lens, codes)[0]
+    def llm_loss():
+        return llm.format.loss(llm, llm_batch)[0]
 
     stages = {
         "tokenizer": (tok, lambda: tok.ctc_loss(tok(mel, mel_lens), text, text_lens), B * frames, B * tokens),

@@ -96,7 +96,6 @@ def build_unit(unit: str, params: dict, data: dict):
     from .joint.e1 import JointE1, JointE1Config, build_models
     from .joint.e2 import JointE2, JointE2Config
     from .llm.align import uniform_starts
-    from .llm.interleave import interleave_padded
     from .tokenizer.model import token_lengths
 
     speakers = {s: i for i, s in enumerate(sorted(set(data["speakers"])))}
@@ -110,25 +109,23 @@ def build_unit(unit: str, params: dict, data: dict):
     g = torch.Generator().manual_seed(0)
     tokens = torch.randint(0, tokenizer.fsq.codebook_size, (len(mel), int(token_lens.max())), generator=g)
     vectors = tokenizer.fsq.indices_to_vectors(tokens)
-    interleaved = llm.cfg.alignment == "interleaved"
+    interleaved = llm.format.aligned  # the interleaved format: its units outnumber text + tokens
     # Speech tokens are random codes: memory and FLOPs depend on shapes, not on values.
     starts = [torch.from_numpy(uniform_starts(int(s), int(n))) for s, n in zip(token_lens, text_lens, strict=True)]
 
-    def units_batch():
+    def llm_batch():
         # keys fix the prompt split per utterance, so both measured steps see the same shapes.
-        return interleave_padded(text, text_lens, tokens, token_lens, starts, llm.eos_id, keys=data["utt_ids"])
+        return llm.format.from_padded(text, text_lens, tokens, token_lens, starts, keys=data["utt_ids"])
 
     S, L = int(token_lens.max()), int(text_lens.max())
     shapes = {"mel": int(mel.shape[1]), "tokens": S, "text": L, "units": L + 1 + S, "flow_tokens": S}
     if interleaved:
-        shapes["units"] = int(units_batch()["kinds"].shape[1])
+        shapes["units"] = int(llm_batch()["kinds"].shape[1])
     if unit == "tokenizer":
         return tokenizer, lambda m: m.ctc_loss(m(mel, mel_lens), text, text_lens), shapes
     if unit == "llm":
-        if interleaved:
-            units = units_batch()
-            return llm, lambda m: m.loss_units(units)[0], shapes
-        return llm, lambda m: m.loss(text, text_lens, None, token_lens, tokens)[0], shapes
+        batch = llm_batch()
+        return llm, lambda m: m.format.loss(m, batch)[0], shapes
     if unit == "flow":
         crop = int(params["flow"].get("crop_tokens", 0) or 0)
         f_mel, f_lens, f_vec, f_tok = mel, mel_lens, vectors, token_lens
@@ -151,9 +148,7 @@ def build_unit(unit: str, params: dict, data: dict):
     if unit == "joint_e2":
         cfg = build(JointE2Config, params["joint_e2_full"]["objective"], "joint_e2_full.objective")
         batch = {"mel": mel, "mel_lens": mel_lens, "text": text, "text_lens": text_lens,
-                 "tokens": tokens, "token_lens": token_lens, "speaker": speaker}
-        if interleaved:
-            batch["units"] = units_batch()
+                 "tokens": tokens, "token_lens": token_lens, "speaker": speaker, "llm": llm_batch()}
         return JointE2(llm, flow, reward, cfg), lambda m: m(batch)[0], shapes
     raise UserError(f"plan-check: unknown unit {unit!r} (one of {', '.join(UNITS)})")
 

@@ -20,6 +20,7 @@ import torch
 
 from .audio import MelConfig, load_wav, log_mel
 from .errors import UserError
+from .llm.model import SamplingConfig
 from .text import encode_text, normalize, out_of_vocab
 
 SUBSAMPLE = 4
@@ -46,6 +47,12 @@ class SynthesisConfig:
     # flag an output shorter than len(text) / max_chars_per_second seconds.
     max_prompt_seconds: float = 15.0
     max_chars_per_second: float = 60.0
+
+    @property
+    def sampling(self) -> SamplingConfig:
+        """The LLM's sampling settings among these."""
+        return SamplingConfig(self.temperature, self.top_k, self.top_p, self.repetition_window,
+                              self.repetition_threshold)
 
     @classmethod
     def from_dict(cls, d: dict) -> SynthesisConfig:
@@ -236,13 +243,9 @@ class System:
         return self.llm.generate(
             text_ids,
             prompt_tokens,
+            self.cfg.sampling,
             max_new_tokens=max(8, int(self.cfg.max_tokens_per_char * n_chars)),
             min_new_tokens=int(self.cfg.min_tokens_per_char * n_chars),
-            temperature=self.cfg.temperature,
-            top_k=self.cfg.top_k,
-            top_p=self.cfg.top_p,
-            repetition_window=self.cfg.repetition_window,
-            repetition_threshold=self.cfg.repetition_threshold,
             generator=generator,
             n_target_text=n_target_text,
         )
@@ -323,8 +326,7 @@ class System:
         room for the speech of `chunk`: generation would stop at the context's end and
         return a truncated (or empty) utterance without any error."""
         cfg = self.llm.cfg
-        # [text] <sep> [prompt speech], then (interleaved) one unit per target symbol.
-        used = len(ids) + 1 + len(prompt_tokens) + (n_target if cfg.alignment == "interleaved" else 0)
+        used = self.llm.format.context_used(len(ids), len(prompt_tokens), n_target)
         need = math.ceil(len(chunk) / self.cfg.max_chars_per_second * TOKENS_PER_SECOND)
         if used + need > cfg.max_len:
             raise UserError(

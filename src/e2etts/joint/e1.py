@@ -42,7 +42,7 @@ from ..data.features import FeatureSet
 from ..errors import ConfigError, UserError
 from ..flow.model import FlowMatchingConfig, FlowMatchingDecoder
 from ..llm.align import align_log_probs
-from ..llm.interleave import IGNORE, interleave_padded
+from ..llm.interleave import IGNORE
 from ..llm.model import TextToTokenLM, TextToTokenLMConfig
 from ..metrics import char_error_rate, codebook_stats, speaker_index
 from ..nn import ctc_greedy_decode, ctc_loss, length_mask
@@ -187,23 +187,18 @@ class JointE1(nn.Module):
 
     def _ntp(self, batch, vectors, indices, token_lens, bounded, tok_logits) -> tuple:
         """-> (NTP loss, accuracy) of the LLM reading the straight-through vectors (B, T, d)."""
-        hard = self.cfg.ntp_target == "hard"
-        if self.llm.cfg.alignment == "interleaved":
+        fmt = self.llm.format
+        starts = None
+        if fmt.aligned:
             # Symbols are placed by the tokenizer's own CTC head as it is now (no gradient
             # through the alignment); held-out items split at fixed word starts.
             starts, _ = align_log_probs(tok_logits.log_softmax(-1), token_lens, batch["text"], batch["text_lens"])
-            units = interleave_padded(batch["text"], batch["text_lens"], indices, token_lens, starts,
-                                      self.llm.eos_id, keys=None if self.training else batch["utt_ids"])
-            if hard:
-                return self.llm.loss_units(units, speech_vectors=vectors)
-            logits = self.llm.forward_units(units, speech_vectors=vectors)
-            targets, token_pos = units["targets"], units["token_unit"] - 1
-        else:
-            if hard:
-                return self.llm.loss(batch["text"], batch["text_lens"], vectors, token_lens, indices)
-            logits = self.llm(batch["text"], batch["text_lens"], vectors, token_lens)
-            targets = self.llm.targets(indices, token_lens)
-            token_pos = torch.arange(indices.shape[1], device=indices.device).expand_as(indices)
+        llm_batch = fmt.from_padded(batch["text"], batch["text_lens"], indices, token_lens, starts,
+                                    keys=None if self.training else batch["utt_ids"])
+        if self.cfg.ntp_target == "hard":
+            return fmt.loss(self.llm, llm_batch, speech_vectors=vectors)
+        logits = fmt.logits(self.llm, llm_batch, speech_vectors=vectors)
+        targets, token_pos = fmt.targets(self.llm, llm_batch)
         return ntp_target_cross_entropy(logits, targets, token_pos, token_lens,
                                         self.ntp_code_targets(bounded, indices))
 

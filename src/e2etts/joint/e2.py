@@ -23,9 +23,8 @@ from torch import nn
 from ..batching import iter_batches, pad
 from ..checkpoint import load_model_file
 from ..config import build
-from ..errors import UserError
 from ..flow.model import FlowMatchingDecoder
-from ..llm.interleave import collate_interleaved
+from ..llm.formats import SequenceFormat
 from ..llm.model import TextToTokenLM
 from ..reward.model import RewardModel
 from ..tokens import TokenizedSet
@@ -81,16 +80,17 @@ class _Frozen(nn.Module):
         return super().train(False)
 
 
-def collate_e2(items: list[dict], speakers: dict[str, int], end_id: int | None = None,
+def collate_e2(items: list[dict], speakers: dict[str, int], fmt: SequenceFormat,
                held_out: bool = False) -> dict:
+    """-> mel, text, tokens, speaker as padded tensors, and "llm": the LLM format's batch of
+    the same items (AlignedSet items for the interleaved format)."""
     mel, mel_lens = pad([it["mel"] for it in items])
     text, text_lens = pad([it["text_ids"] for it in items])
     tokens, token_lens = pad([it["tokens"] for it in items])
     spk = torch.tensor([speakers.get(it["speaker"], -1) for it in items])
     batch = {"mel": mel, "mel_lens": mel_lens, "text": text, "text_lens": text_lens,
              "tokens": tokens, "token_lens": token_lens, "speaker": spk}
-    if end_id is not None:  # interleaved LLM: items carry their symbol segments (AlignedSet)
-        batch["units"] = collate_interleaved(items, end_id, held_out=held_out)
+    batch["llm"] = fmt.collate(items, held_out=held_out)
     return batch
 
 
@@ -108,15 +108,11 @@ class JointE2(nn.Module):
         return c.tau_start * (c.tau_end / c.tau_start) ** frac
 
     def losses(self, batch: dict, generator: torch.Generator | None = None) -> dict:
-        fsq = self.llm.fsq
+        fsq, fmt = self.llm.fsq, self.llm.format
         tokens, lens = batch["tokens"], batch["token_lens"]
-        if "units" in batch:  # interleaved format: the logits that predicted each token
-            unit_logits = self.llm.forward_units(batch["units"])
-            ntp, acc = self.llm.ce_units(unit_logits, batch["units"])
-            logits = self.llm.token_logits(unit_logits, batch["units"])
-        else:
-            logits = self.llm(batch["text"], batch["text_lens"], fsq.indices_to_vectors(tokens), lens)
-            ntp, acc = self.llm.ce_from_logits(logits, tokens, lens)
+        seq_logits = fmt.logits(self.llm, batch["llm"])
+        ntp, acc = fmt.ce(self.llm, seq_logits, batch["llm"])
+        logits = fmt.token_logits(seq_logits, batch["llm"])  # (B, S, K+1): the logits each token's sample comes from
         parts = {"ntp": ntp, "acc": acc}
         if self.cfg.fm_weight > 0 or self.cfg.rm_weight > 0:
             S = tokens.shape[1]
@@ -153,8 +149,8 @@ def evaluate_e2(model: JointE2, dev: TokenizedSet, speakers: dict, batch_size: i
     g = torch.Generator().manual_seed(0)
     sums: dict[str, float] = {}
     n = 0
-    end_id = model.llm.eos_id if model.llm.cfg.alignment == "interleaved" else None
-    for batch in iter_batches(dev, batch_size, lambda items: collate_e2(items, speakers, end_id, held_out=True)):
+    fmt = model.llm.format
+    for batch in iter_batches(dev, batch_size, lambda items: collate_e2(items, speakers, fmt, held_out=True)):
         parts = model.losses(batch, generator=g)
         parts["total"] = model.total(parts)
         for k, v in parts.items():
@@ -178,14 +174,10 @@ def build_task(params: dict, section_name: str, features_dir: Path, tokens_dir: 
     dev = TokenizedSet(features_dir / "dev.pt", tokens_dir / "dev.pt")
     llm = load_llm(llm_init).train()
     lengths = train.token_lengths()
-    end_id = None
-    if llm.cfg.alignment == "interleaved":
-        if tokenizer is None:
-            raise UserError(f"{llm_init}: an interleaved LLM; E2 needs the tokens' tokenizer (train joint_e2 --tokenizer)")
-        from ..llm.align import align_set
-
-        train, dev = align_set(train, tokenizer), align_set(dev, tokenizer)
-        end_id = llm.eos_id
+    fmt = llm.format
+    train, dev, _ = fmt.prepare(
+        train, dev, tokenizer, f"{llm_init}: an interleaved LLM; E2 needs the tokens' tokenizer (train joint_e2 --tokenizer)"
+    )
     flow = load_flow(flow_path)
     reward, speakers = load_reward(reward_path)
     model = JointE2(llm, flow, reward, cfg)
@@ -195,7 +187,7 @@ def build_task(params: dict, section_name: str, features_dir: Path, tokens_dir: 
         model=model,
         dataset=train,
         lengths=lengths,
-        collate=lambda items: collate_e2(items, speakers, end_id),
+        collate=lambda items: collate_e2(items, speakers, fmt),
         loss=lambda m, b: m(b),
         evaluate=lambda m: evaluate_e2(m, dev, speakers),
         export=lambda m: {"model": m.llm.state_dict(), "config": llm_cfg, "e2": asdict(cfg)},

@@ -1,9 +1,10 @@
 """Text-to-speech-token language model: a decoder-only transformer (pre-norm, RoPE).
 
 Two sequence formats (cfg.alignment; params.yaml sets `interleaved`, the dataclass default
-is `prefix`). `interleaved` re-enters each text symbol in the speech stream before its own
-tokens (llm/interleave.py: forward_units, loss_units, and generation that walks every
-symbol in order). The `prefix` format:
+is `prefix`), each one object in llm/formats.py (batches, losses, generation), kept by the
+model as `model.format`; this module has the network's forward passes for both.
+`interleaved` re-enters each text symbol in the speech stream before its own tokens
+(llm/interleave.py; `_embed_units`, `forward_units`). The `prefix` format:
 
 Sequence per item:  [text ids (L)] <sep> [speech tokens (S)]  -> predicts speech 0..S-1, <eos>.
     position of <sep>      predicts speech token 0
@@ -33,9 +34,23 @@ from torch import nn
 from ..fsq import FSQ
 from ..nn import Transformer, length_mask
 from ..text import VOCAB_SIZE
+from .formats import sequence_format
 from .interleave import SEP, SPEECH, SYMBOL, SYMBOL_CONTEXT, TEXT
 
-ALIGNMENTS = ("prefix", "interleaved")
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How generate() draws each token. temperature <= 0 is greedy (argmax, no re-drawing).
+    Repetition-aware sampling (VALL-E 2 / CosyVoice 2): a token drawn by top-k / top-p that
+    already occurs in the last `repetition_window` generated tokens at least
+    repetition_window * repetition_threshold times is re-drawn from the full
+    (temperature-scaled) distribution, which breaks loops without hurting stability."""
+
+    temperature: float = 1.0
+    top_k: int = 25
+    top_p: float = 0.8
+    repetition_window: int = 10
+    repetition_threshold: float = 0.1
 
 
 @dataclass
@@ -77,13 +92,13 @@ class TextToTokenLM(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.transformer = Transformer(d, cfg.n_heads, cfg.n_layers, cfg.dropout, causal=True)
         self.head = nn.Linear(d, self.codebook_size + 1)
-        if cfg.alignment not in ALIGNMENTS:
-            raise ValueError(f"alignment {cfg.alignment!r} is not one of {', '.join(ALIGNMENTS)}")
-        if cfg.alignment == "interleaved":
-            # A symbol in the speech stream enters with its neighbours (SYMBOL_CONTEXT), so
-            # the next sounds are in view without a search through the text prefix.
-            self.symbol_in = nn.Linear(len(SYMBOL_CONTEXT) * d, d)
+        # The sequence format (llm/formats.py), chosen once: batches, losses, generation.
+        self.format = sequence_format(cfg.alignment, self.eos_id)
+        self.format.add_modules(self)
         if cfg.guided_attention_weight > 0:
+            if not self.format.guided_attention:
+                raise ValueError(f"guided_attention_weight > 0: the {cfg.alignment} format has no guided "
+                                 "attention (its symbols re-enter the speech stream); set it to 0")
             if not 0 <= cfg.guided_attention_layer < cfg.n_layers:
                 raise ValueError(
                     f"guided_attention_layer {cfg.guided_attention_layer} outside 0..{cfg.n_layers - 1}"
@@ -244,13 +259,6 @@ class TextToTokenLM(nn.Module):
         h, _ = self.transformer(self.drop(x), kinds > 0, torch.arange(kinds.shape[1], device=x.device))
         return self.head(h)
 
-    @staticmethod
-    def token_logits(logits: torch.Tensor, batch: dict) -> torch.Tensor:
-        """Unit logits (B, N, K+1) -> the logits that predict each speech token (B, T, K+1),
-        in token order (a token is predicted by the unit just before it)."""
-        index = (batch["token_unit"] - 1).clamp_min(0)[..., None].expand(-1, -1, logits.shape[-1])
-        return torch.gather(logits, 1, index)
-
     def ce_units(self, logits: torch.Tensor, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Cross-entropy over every position with a target, and accuracy (no grad)."""
         return self._ce_and_accuracy(logits, batch["targets"])
@@ -281,15 +289,15 @@ class TextToTokenLM(nn.Module):
         probs = logits.float().softmax(-1)
         return int(torch.multinomial(probs, 1, generator=generator))
 
-    def _pick(self, logits, new, temperature, top_k, top_p, repetition_window, repetition_threshold,
-              generator) -> int:
+    def _pick(self, logits: torch.Tensor, new: list[int], sampling: SamplingConfig,
+              generator: torch.Generator | None) -> int:
         """One sampling step over logits (K+1,) given the tokens generated so far."""
-        if temperature <= 0:
+        if sampling.temperature <= 0:
             return int(logits.argmax())
-        logits = logits / temperature
-        tok = self._sample(self._filter(logits, top_k, top_p), generator)
-        window = new[-repetition_window:] if repetition_window > 0 else []
-        if window and window.count(tok) >= repetition_window * repetition_threshold:
+        logits = logits / sampling.temperature
+        tok = self._sample(self._filter(logits, sampling.top_k, sampling.top_p), generator)
+        window = new[-sampling.repetition_window:] if sampling.repetition_window > 0 else []
+        if window and window.count(tok) >= sampling.repetition_window * sampling.repetition_threshold:
             tok = self._sample(logits, generator)
         return tok
 
@@ -298,34 +306,27 @@ class TextToTokenLM(nn.Module):
         self,
         text_ids: torch.Tensor,
         prompt_indices: torch.Tensor,
+        sampling: SamplingConfig = SamplingConfig(),
+        *,
         fsq: FSQ | None = None,
         max_new_tokens: int = 500,
-        temperature: float = 1.0,
-        top_k: int = 25,
-        top_p: float = 0.8,
-        repetition_window: int = 10,
-        repetition_threshold: float = 0.1,
         min_new_tokens: int = 0,
         use_kv_cache: bool = True,
         generator: torch.Generator | None = None,
         n_target_text: int | None = None,
     ) -> torch.Tensor:
-        """Sample speech tokens for one item.
+        """Sample speech tokens for one item (the format's generation, llm/formats.py).
 
         text_ids (L,) long: the prompt's text followed by the text to speak.
         prompt_indices (P,) long (P may be 0): the prompt's speech tokens.
         fsq: the quantizer mapping indices to vectors (default: this model's own, same
-        levels). temperature <= 0 means greedy (argmax, no re-sampling).
-        Repetition-aware sampling (VALL-E 2 / CosyVoice 2): a token drawn by top-k/top-p that
-        already occurs in the last `repetition_window` generated tokens at least
-        repetition_window * repetition_threshold times is re-drawn from the full
-        (temperature-scaled) distribution, which breaks loops without hurting stability.
-        <eos> is suppressed for the first min_new_tokens steps. Generation stops at <eos>,
-        after max_new_tokens, or when the sequence would exceed cfg.max_len.
+        levels). <eos> is suppressed for the first min_new_tokens steps (prefix format).
+        Generation stops at <eos>, after max_new_tokens, or when the sequence would exceed
+        cfg.max_len.
 
-        Interleaved models (cfg.alignment) speak the last n_target_text symbols of text_ids
-        (default: all of them) one after another; <eos> is their <end>, so min_new_tokens is
-        not used (every symbol gets at least one token) and no symbol may hold more than
+        Interleaved models speak the last n_target_text symbols of text_ids (default: all of
+        them) one after another; <eos> is their <end>, so min_new_tokens is not used (every
+        symbol gets at least one token) and no symbol may hold more than
         cfg.max_tokens_per_symbol tokens.
 
         -> new token indices (N,) long, <eos> excluded. Runs in eval mode (no dropout).
@@ -333,127 +334,10 @@ class TextToTokenLM(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            if self.cfg.alignment == "interleaved":
-                n = text_ids.numel() if n_target_text is None else n_target_text
-                if not 0 < n <= text_ids.numel():
-                    raise ValueError(f"n_target_text {n} outside 1..{text_ids.numel()}")
-                return self._generate_interleaved(
-                    text_ids, prompt_indices, n, fsq or self.fsq, max_new_tokens, temperature,
-                    top_k, top_p, repetition_window, repetition_threshold, generator, use_kv_cache,
-                )
-            return self._generate(
-                text_ids,
-                prompt_indices,
-                fsq or self.fsq,
-                max_new_tokens,
-                temperature,
-                top_k,
-                top_p,
-                repetition_window,
-                repetition_threshold,
-                min_new_tokens,
-                use_kv_cache,
-                generator,
-            )
+            return self.format.generate(self, text_ids, prompt_indices, fsq or self.fsq, sampling,
+                                        max_new_tokens, min_new_tokens, use_kv_cache, generator, n_target_text)
         finally:
             self.train(was_training)
-
-    def _generate(
-        self,
-        text_ids,
-        prompt_indices,
-        fsq,
-        max_new_tokens,
-        temperature,
-        top_k,
-        top_p,
-        repetition_window,
-        repetition_threshold,
-        min_new_tokens,
-        use_kv_cache,
-        generator,
-    ) -> torch.Tensor:
-        device = self.head.weight.device
-        text_ids = text_ids.to(device).view(1, -1)
-        prompt_indices = prompt_indices.to(device).view(1, -1)
-        L, P = text_ids.shape[1], prompt_indices.shape[1]
-        budget = self.cfg.max_len - (L + 1 + P)
-        max_new = max(0, min(max_new_tokens, budget))
-
-        prompt_vec = fsq.indices_to_vectors(prompt_indices).to(self.sep.dtype)
-        x, _, positions = self._embed(
-            text_ids, torch.tensor([L], device=device), prompt_vec, torch.tensor([P], device=device)
-        )
-        new: list[int] = []
-        cache = None
-        seq = x  # full input so far, for the no-cache path
-        for step in range(max_new):
-            if use_kv_cache:
-                if cache is None:
-                    h, cache = self.transformer(x, positions=positions[0], use_cache=True)
-                else:
-                    pos = positions[0, -1:] + step  # continues after the prefill
-                    h, cache = self.transformer(x, positions=pos, cache=cache, use_cache=True)
-            else:
-                h, _ = self.transformer(seq)
-            logits = self.head(h[0, -1]).float()
-            if step < min_new_tokens:
-                logits[self.eos_id] = float("-inf")
-            tok = self._pick(logits, new, temperature, top_k, top_p, repetition_window,
-                             repetition_threshold, generator)
-            if tok == self.eos_id:
-                break
-            new.append(tok)
-            vec = fsq.indices_to_vectors(torch.tensor([[tok]], device=device))
-            x = self.speech_in(vec.to(self.sep.dtype))  # (1, 1, d)
-            seq = torch.cat([seq, x], dim=1)
-        return torch.tensor(new, dtype=torch.long, device=device)
-
-    def _generate_interleaved(
-        self, text_ids, prompt_indices, n_target_text, fsq, max_new_tokens, temperature, top_k,
-        top_p, repetition_window, repetition_threshold, generator, use_kv_cache=True,
-    ) -> torch.Tensor:
-        if tuple(fsq.levels) != tuple(self.fsq.levels):
-            raise ValueError(f"interleaved LLM: codebook {tuple(fsq.levels)} is not the model's")
-        device = self.head.weight.device
-        text = text_ids.to(device).view(1, -1)
-        prompt = prompt_indices.to(device).view(-1).tolist()
-        L = text.shape[1]
-        symbol = L - n_target_text
-        kinds = [TEXT] * L + [SEP] + [SPEECH] * len(prompt) + [SYMBOL]
-        values = text[0].tolist() + [0] + prompt + [symbol]
-        x = self._embed_units(text, torch.tensor([kinds], device=device), torch.tensor([values], device=device))
-        pos = x.shape[1]
-        h, cache = self.transformer(x, positions=torch.arange(pos, device=device), use_cache=True)
-        new: list[int] = []
-        in_symbol = 0
-        while len(new) < max_new_tokens and pos < self.cfg.max_len:
-            if in_symbol >= self.cfg.max_tokens_per_symbol:
-                tok = self.eos_id
-            else:
-                logits = self.head(h[0, -1]).float()
-                if in_symbol == 0:
-                    logits[self.eos_id] = float("-inf")
-                tok = self._pick(logits, new, temperature, top_k, top_p, repetition_window,
-                                 repetition_threshold, generator)
-            if tok == self.eos_id:
-                symbol += 1
-                if symbol >= L:
-                    break
-                unit, in_symbol = (SYMBOL, symbol), 0
-            else:
-                new.append(tok)
-                unit, in_symbol = (SPEECH, tok), in_symbol + 1
-            kinds.append(unit[0])
-            values.append(unit[1])
-            if use_kv_cache:
-                x = self._embed_units(text, torch.tensor([[unit[0]]], device=device), torch.tensor([[unit[1]]], device=device))
-                h, cache = self.transformer(x, positions=torch.tensor([pos], device=device), cache=cache, use_cache=True)
-            else:  # the whole sequence again (the reference the cache must match)
-                x = self._embed_units(text, torch.tensor([kinds], device=device), torch.tensor([values], device=device))
-                h, _ = self.transformer(x)
-            pos += 1
-        return torch.tensor(new, dtype=torch.long, device=device)
 
 
 def load_llm(path: str | Path) -> TextToTokenLM:

@@ -6,21 +6,12 @@ from pathlib import Path
 
 from torch import nn
 
-from ..batching import iter_batches, pad
+from ..batching import iter_batches
 from ..config import build
-from ..errors import UserError
 from ..text import VOCAB_SIZE
 from ..tokens import TokenizedSet
 from ..train import TrainTask
-from .align import align_set
-from .interleave import collate_interleaved
 from .model import TextToTokenLM, TextToTokenLMConfig
-
-
-def collate_text_tokens(items: list[dict]) -> dict:
-    text, text_lens = pad([it["text_ids"] for it in items])
-    tokens, token_lens = pad([it["tokens"] for it in items])
-    return {"text": text, "text_lens": text_lens, "tokens": tokens, "token_lens": token_lens}
 
 
 class LLMTraining(nn.Module):
@@ -29,36 +20,17 @@ class LLMTraining(nn.Module):
         self.model = model
 
     def forward(self, batch: dict):
-        if "kinds" in batch:  # interleaved format
-            ce, acc = self.model.loss_units(batch)
-            return ce, {"ce": float(ce.detach()), "acc": float(acc)}
-        ce, acc = self.model.loss(
-            batch["text"], batch["text_lens"], None, batch["token_lens"], batch["tokens"]
-        )
-        log = {"ce": float(ce.detach()), "acc": float(acc)}
-        weight = self.model.cfg.guided_attention_weight
-        if weight <= 0:
-            return ce, log
-        penalty = self.model.guided_attention_penalty(
-            batch["text_lens"], batch["token_lens"], batch["text"].shape[1]
-        )
-        log["guided_attn"] = float(penalty.detach())
-        return ce + weight * penalty, log
+        return self.model.format.training_loss(self.model, batch)
 
 
 def evaluate_llm(model: TextToTokenLM, dev, batch_size: int = 16) -> dict:
     """Held-out cross-entropy and accuracy per predicted unit (dev: TokenizedSet, or
     AlignedSet for the interleaved format, split at fixed word starts)."""
     total_ce, total_acc, n = 0.0, 0.0, 0
-    interleaved = model.cfg.alignment == "interleaved"
-    collate = (lambda items: collate_interleaved(items, model.eos_id, held_out=True)) if interleaved else collate_text_tokens
-    for batch in iter_batches(dev, batch_size, collate):
-        if interleaved:
-            ce, acc = model.loss_units(batch)
-            weight = int((batch["targets"] != -100).sum())
-        else:
-            ce, acc = model.loss(batch["text"], batch["text_lens"], None, batch["token_lens"], batch["tokens"])
-            weight = int(batch["token_lens"].sum())
+    fmt = model.format
+    for batch in iter_batches(dev, batch_size, lambda items: fmt.collate(items, held_out=True)):
+        ce, acc = fmt.loss(model, batch)
+        weight = fmt.n_predicted(batch)
         total_ce += float(ce) * weight
         total_acc += float(acc) * weight
         n += weight
@@ -89,21 +61,17 @@ def build_task(
         model = TextToTokenLM(cfg)
         model.load_state_dict(ckpt["model"])
     lengths = [len(train[i]["text_ids"]) + n for i, n in enumerate(train.token_lengths())]
-    collate = collate_text_tokens
-    if cfg.alignment == "interleaved":
-        if tokenizer is None:
-            raise UserError("llm.model.alignment: interleaved needs the tokens' tokenizer (train llm --tokenizer)")
-        train, dev = align_set(train, tokenizer), align_set(dev, tokenizer)
-        # Each symbol also enters the speech stream once: one more unit per symbol.
-        lengths = [n + len(starts) for n, starts in zip(lengths, train.starts, strict=True)]
-        eos = model.eos_id
-        collate = lambda items: collate_interleaved(items, eos)  # noqa: E731 (global RNG: resumable)
+    fmt = model.format
+    train, dev, extra = fmt.prepare(
+        train, dev, tokenizer, "llm.model.alignment: interleaved needs the tokens' tokenizer (train llm --tokenizer)"
+    )
+    lengths = [n + e for n, e in zip(lengths, extra, strict=True)]
     return TrainTask(
         kind="llm",
         model=LLMTraining(model),
         dataset=train,
         lengths=lengths,
-        collate=collate,
+        collate=fmt.collate,  # training split points from the global RNG: resumable
         loss=lambda m, b: m(b),
         evaluate=lambda w: evaluate_llm(w.model, dev),
         export=lambda w: {"model": w.model.state_dict(), "config": cfg.__dict__},
