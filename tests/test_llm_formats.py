@@ -10,9 +10,9 @@ import torch
 from e2etts.llm.formats import InterleavedFormat, PrefixFormat, sequence_format
 from e2etts.llm.model import SamplingConfig, TextToTokenLM, TextToTokenLMConfig
 from e2etts.llm.train import LLMTraining, evaluate_llm
+from test_models_llm_interleaved import _items
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "e2etts"
-SPACE = 1  # text.CHAR_TO_ID[" "] of both front ends
 
 
 def _tiny(alignment, **kw):
@@ -20,15 +20,6 @@ def _tiny(alignment, **kw):
                               dropout=0.0, max_len=128, alignment=alignment, **kw)
     torch.manual_seed(0)
     return TextToTokenLM(cfg)
-
-
-def _items():
-    return [
-        {"utt_id": "a", "text_ids": torch.tensor([3, 4, SPACE, 5, 6, SPACE, 7]),
-         "tokens": torch.tensor([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), "starts": torch.tensor([0, 1, 3, 4, 6, 7, 8])},
-        {"utt_id": "b", "text_ids": torch.tensor([8, SPACE, 9, 10]),
-         "tokens": torch.tensor([11, 12, 13, 14, 15, 0]), "starts": torch.tensor([0, 2, 3, 5])},
-    ]
 
 
 def test_the_format_is_chosen_once_from_the_config():
