@@ -9,7 +9,9 @@ min_version("9.0")
 configfile: "params.yaml"
 
 
-validate(config, "workflow/schemas/params.schema.yaml")
+# Validation only: the schema's defaults are filled by the CLI (e2etts.config), never into
+# `config`, whose sections become the rules' params (a filled default would change them).
+validate(config, "workflow/schemas/params.schema.yaml", set_default=False)
 
 
 include: "workflow/rules/common.smk"

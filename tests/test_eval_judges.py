@@ -79,12 +79,14 @@ def test_asr_model_dir_is_a_local_judge_that_wins_over_the_packaged_one(flite_wa
     directory anywhere on disk, used instead of eval.asr_model; here a copy of tiny.en's."""
     import shutil
 
+    from e2etts.config import validate
     from e2etts.evaluate.asr import WERJudge
     from e2etts.evaluate.judge_models import packaged_model_dir
 
     local = tmp_path / "my-whisper"
     shutil.copytree(packaged_model_dir("tiny.en"), local)
-    judge = WERJudge.from_params({"asr_model": "base", "asr_model_dir": str(local), "asr_beam_size": 1})
+    ev = {"asr_model": "base", "asr_model_dir": str(local), "asr_beam_size": 1, "asr_max_tokens_per_second": None}
+    judge = WERJudge.from_params(validate({"eval": ev}, partial=True)["eval"])  # the schema fills the rest
     assert "my-whisper" in judge.name and "base" not in judge.name
     assert judge.transcribe(flite_wavs["slt", 0]) == tiny_judge.transcribe(flite_wavs["slt", 0])
 

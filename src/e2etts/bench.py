@@ -94,7 +94,7 @@ def run(params_path: str = "params.yaml", threads: int = 1, repeat: int = 3,
     tok, llm, flow = tok.to(dev), llm.to(dev), flow.to(dev)
     codes = codes % tok.fsq.codebook_size
     vectors = tok.fsq.indices_to_vectors(codes)
-    crop = params["flow"].get("crop_tokens", 0) or tokens
+    crop = params["flow"]["crop_tokens"] or tokens
     from .llm.align import uniform_starts
 
     starts = [torch.from_numpy(uniform_starts(tokens, chars))] * B  # symbols spread evenly over the tokens
@@ -109,7 +109,7 @@ def run(params_path: str = "params.yaml", threads: int = 1, repeat: int = 3,
         "flow": (flow, lambda: flow.loss(mel[:, : 4 * crop], torch.full((B,), 4 * crop, device=dev),
                                            vectors[:, :crop], torch.full((B,), crop, device=dev)), B * 4 * crop, B * 4 * crop),
     }
-    precision = {k: params[k]["train"].get("precision", "fp32") for k in stages}
+    precision = {k: params[k]["train"]["precision"] for k in stages}
     out["train"] = {}
     for name, (model, loss_fn, mel_frames, positions) in stages.items():
         seconds = _timed(_train_step(model, loss_fn, precision[name], dev), repeat)
@@ -146,7 +146,7 @@ def run(params_path: str = "params.yaml", threads: int = 1, repeat: int = 3,
         t_nocache = _timed(lambda: gen(False), 1)
         all_vec = tok.fsq.indices_to_vectors(codes[:1, : 20 + n_new])
         t_flow = _timed(lambda: flow.sample(all_vec, mel[:1, :80], n_steps=1, cfg_strength=syn["cfg_strength"]), 2)
-        gl_iters = params["vocoder"].get("griffinlim_iters", 32)
+        gl_iters = params["vocoder"]["griffinlim_iters"]
         t_gl = _timed(lambda: griffin_lim(mel[0].cpu(), n_iter=gl_iters), 2)
         vocos = VocosVocoder(VocosConfig()).to(dev).eval()
         t_vocos = _timed(lambda: vocos(mel[:1]), 2)

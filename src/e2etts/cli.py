@@ -199,7 +199,7 @@ def cmd_assemble_system(args) -> None:
             "synthesis": params["synthesis"],
             # A section of its own, so these limits do not change the params of the
             # training rules whose learning-curve probe reads `synthesis`.
-            "synthesis_checks": params.get("synthesis_checks", {}),
+            "synthesis_checks": params["synthesis_checks"],
         },
     )
 
@@ -322,7 +322,7 @@ def cmd_score(args) -> None:
     wav_dir = Path(args.wav_dir)
     synth = json.loads((wav_dir / "synthesis.json").read_text())
     wer_judge = WERJudge.from_params(ev, cpu_threads=args.threads)
-    sim_judge = SIMJudge(backend=ev.get("sim_backend", "resemblyzer"))
+    sim_judge = SIMJudge(backend=ev["sim_backend"])
     # Transcripts are cached by (judge, wav content): re-scoring unchanged audio is free.
     cache = Path(args.metrics).with_suffix(".transcripts.json")
     per_utt, metrics = score_system(

@@ -3,11 +3,15 @@
 `params.yaml` is the one source of hyperparameters. Snakemake validates it against
 `workflow/schemas/params.schema.yaml` and hands each rule the sections it needs as JSON;
 the CLI validates what it receives against the same schema, so a misspelled key or a
-wrong type fails fast with a message that names the key.
+wrong type fails fast with a message that names the key, and fills every absent key that
+has a schema `default:` (the schema is the one place for keys, types and defaults; code
+reads the validated sections without defaults of its own). Snakemake does not fill them
+(Snakefile: set_default=False), so the params JSON handed to rules stays what was written.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from pathlib import Path
@@ -45,22 +49,49 @@ def load_yaml(path: str | Path) -> dict:
     return data
 
 
+# Schema keyword: below an object marked with it nothing is filled (its keys override another
+# section's, so an absent key means "unchanged", not "the default").
+NO_DEFAULTS = "x-no-defaults"
+
+
 def _schema() -> dict:
     return yaml.safe_load(SCHEMA_PATH.read_text())
 
 
+def filling_validator(schema: dict):
+    """A Draft 2020-12 validator of `schema` that, as it validates an object, first writes
+    each absent property's `default` into it (a deep copy). Recursive: a filled `{}` is then
+    validated and filled in turn, and `$ref`'d definitions fill like inline ones; nothing is
+    filled below an object marked NO_DEFAULTS."""
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+    plain = base(schema)  # resolves the root's $refs; fills nothing
+
+    def properties(validator, props, instance, subschema):
+        if subschema.get(NO_DEFAULTS):
+            validator = plain.evolve(schema=subschema)
+        elif validator.is_type(instance, "object"):
+            for key, prop in props.items():
+                if key not in instance and isinstance(prop, dict) and "default" in prop:
+                    instance[key] = copy.deepcopy(prop["default"])
+        yield from base.VALIDATORS["properties"](validator, props, instance, subschema)
+
+    return jsonschema.validators.extend(base, {"properties": properties})(schema)
+
+
 def validate(params: dict, source: str = "params.yaml", partial: bool = False) -> dict:
-    """Validate params against the JSON schema; raise ConfigError naming the key.
+    """Validate params against the JSON schema; raise ConfigError naming the key. Returns a
+    copy with every absent key that has a schema default filled in (params is not changed).
 
     partial=True accepts a subset of the top-level sections (what one rule receives).
     """
-    import jsonschema
-
     schema = _schema()
     if partial:
         schema = dict(schema)
         schema.pop("required", None)
-    validator = jsonschema.Draft202012Validator(schema)
+    params = copy.deepcopy(params)
+    validator = filling_validator(schema)
     errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]
@@ -108,8 +139,10 @@ def build(cls, section: dict, where: str):
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         if f.name in section:
-            value = section[f.name]
-            if isinstance(value, list):
-                value = tuple(value)
-            kwargs[f.name] = value
+            kwargs[f.name] = _tuples(section[f.name])
     return cls(**kwargs)
+
+
+def _tuples(value):
+    """YAML/JSON lists -> tuples, nested too (the dataclasses' sequence defaults are tuples)."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value

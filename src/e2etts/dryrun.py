@@ -99,7 +99,7 @@ def build_unit(unit: str, params: dict, data: dict):
     from .tokenizer.model import token_lengths
 
     speakers = {s: i for i, s in enumerate(sorted(set(data["speakers"])))}
-    frontend = params["data"].get("text_frontend", "chars")
+    frontend = params["data"]["text_frontend"]
     mel, mel_lens = data["mel"], data["mel_lens"]
     stats = (mel.reshape(-1, mel.shape[-1]).mean(0), mel.reshape(-1, mel.shape[-1]).std(0))
     tokenizer, flow, llm, reward = build_models(params, len(speakers), stats, frontend)
@@ -127,7 +127,7 @@ def build_unit(unit: str, params: dict, data: dict):
         batch = llm_batch()
         return llm, lambda m: m.format.loss(m, batch)[0], shapes
     if unit == "flow":
-        crop = int(params["flow"].get("crop_tokens", 0) or 0)
+        crop = int(params["flow"]["crop_tokens"])
         f_mel, f_lens, f_vec, f_tok = mel, mel_lens, vectors, token_lens
         if crop and S > crop:  # the first window: its shapes are what any window has
             f_mel, f_vec = mel[:, : 4 * crop], vectors[:, :crop]
@@ -169,7 +169,7 @@ def measure(spec: dict) -> dict:
              if k in TrainConfig.__dataclass_fields__}
     cfg = TrainConfig(**train)
     data = load_batch(Path(spec["corpus"]), spec["batch"], spec["seconds"],
-                      params["data"].get("text_frontend", "chars"))
+                      params["data"]["text_frontend"])
     autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if cfg.precision == "bf16"
                 else torch.autocast("cpu", enabled=False))
     # Warm-up: the same unit, one step, then freed. The first use of each kernel at each
@@ -237,7 +237,7 @@ def estimate(unit: str, params: dict, result: dict) -> dict:
     stage = next(s for s in pipeline_stages(params) if s.train_section == TRAIN_SECTION[unit])
     n_speakers = result["n_speakers"]
     a = Assumptions(device="cpu", n_speakers=n_speakers)
-    models = build_meta_models(params, n_speakers, params["data"].get("text_frontend", "chars"))
+    models = build_meta_models(params, n_speakers, params["data"]["text_frontend"])
     lengths = Lengths(**result["shapes"])
     sized = copy.deepcopy(params)
     sized[stage.train_section]["train"]["batch_size"] = result["batch"]

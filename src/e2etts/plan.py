@@ -298,8 +298,8 @@ def matched_steps(params: dict) -> int:
 def pipeline_stages(params: dict) -> list[Stage]:
     """The training jobs of the whole pipeline for one training seed, cascade and end to end
     (README, "What runs"); with a `cascade_matched` section, its control LLM too."""
-    e2_full_rm = params["joint_e2_full"]["objective"].get("rm_weight", 1.0) > 0
-    e2_fm_rm = params["joint_e2_fm"]["objective"].get("rm_weight", 1.0) > 0
+    e2_full_rm = params["joint_e2_full"]["objective"]["rm_weight"] > 0
+    e2_fm_rm = params["joint_e2_fm"]["objective"]["rm_weight"] > 0
     matched = []
     if "cascade_matched" in params and matched_steps(params) > 0:
         matched = [Stage("cascade LLM, compute-matched control", "train_matched_llm",
@@ -322,11 +322,9 @@ def pipeline_stages(params: dict) -> list[Stage]:
     ]
 
 
-def _get(params: dict, keys: tuple[str, ...], default=0):
+def _get(params: dict, keys: tuple[str, ...]):
     node = params
     for k in keys:
-        if not isinstance(node, dict) or k not in node:
-            return default
         node = node[k]
     return node
 
@@ -345,13 +343,13 @@ def stage_estimate(stage: Stage, params: dict, models: dict[str, nn.Module], a: 
     the forward's end the previous step's gradients and every activation are alive at once
     (the peak the dry run measures, `e2etts plan-check`)."""
     train = params[stage.train_section]["train"]
-    global_batch = int(train.get("batch_size", 16))
-    steps = stage.steps if stage.steps is not None else int(train.get("max_steps", 1000))
-    bf16 = train.get("precision", "fp32") == "bf16"
+    global_batch = int(train["batch_size"])
+    steps = stage.steps if stage.steps is not None else int(train["max_steps"])
+    bf16 = train["precision"] == "bf16"
     compute_bytes = 2 if bf16 else 4
     per_device = batch_per_device or max(1, math.ceil(global_batch / nproc))
-    alignment = params["llm"]["model"].get("alignment", "prefix")
-    crop = int(_get(params, stage.flow_crop_key, 0) or 0)
+    alignment = params["llm"]["model"]["alignment"]
+    crop = int(_get(params, stage.flow_crop_key))
     if lengths_mean is None:
         lengths_mean = Lengths.of_seconds(a.mean_seconds, a.text_per_second, alignment, crop, False)
     if lengths_max is None:
@@ -417,7 +415,7 @@ def profile_nproc(profile_dir: str | None) -> dict[str, int]:
 
 
 def make_plan(params: dict, a: Assumptions, nproc_by_rule: dict[str, int]) -> dict:
-    text_frontend = params["data"].get("text_frontend", "chars")
+    text_frontend = params["data"]["text_frontend"]
     models = build_meta_models(params, a.n_speakers, text_frontend)
     components = {}
     for name, model in models.items():
@@ -426,8 +424,8 @@ def make_plan(params: dict, a: Assumptions, nproc_by_rule: dict[str, int]) -> di
             n for r, n in by_rate.items() if r != "none"), "config": dict(model.cfg.__dict__)}
     stages = [stage_estimate(s, params, models, a, nproc_by_rule.get(s.rule, 1))
               for s in pipeline_stages(params)]
-    # Every stage trains once per training seed (params `seeds`; one when absent).
-    n_seeds = len(params.get("seeds", [params.get("seed", 0)]))
+    # Every stage trains once per training seed (params `seeds`).
+    n_seeds = len(params["seeds"])
     total = {
         "seeds": n_seeds,
         "flops": n_seeds * sum(s["flops_per_step"] * s["steps"] for s in stages),

@@ -64,7 +64,7 @@ def vocoder_spec(section: dict, vocos_path: str | None) -> dict:
     """params.yaml `vocoder` section (+ the trained checkpoint) -> the spec make_vocoder reads."""
     if section["type"] == "vocos":
         return {"type": "vocos", "path": vocos_path}
-    return {"type": "griffinlim", "iters": section.get("griffinlim_iters", 32)}
+    return {"type": "griffinlim", "iters": section["griffinlim_iters"]}
 
 
 def make_vocoder(spec: dict):

@@ -26,7 +26,7 @@ def prepare_corpus(data: dict, seed: int, out_manifest: Path, wav_dir: Path, job
 
         emb = data["embedded"]
         sentences = load_wordnet_sentences(
-            min_words=emb.get("min_words", 3), max_words=emb.get("max_words", 20)
+            min_words=emb["min_words"], max_words=emb["max_words"]
         )
         speakers = make_speakers(emb["base_voices"], emb["variants_per_voice"], seed)
         plan = plan_embedded_corpus(
@@ -34,10 +34,10 @@ def prepare_corpus(data: dict, seed: int, out_manifest: Path, wav_dir: Path, job
             [s.name for s in speakers],
             n_train=emb["n_train"],
             n_dev=emb["n_dev"],
-            n_test_seen_speakers=emb.get("n_test_seen_speakers", 8),
-            n_test_unseen_speakers=emb.get("n_test_unseen_speakers", 4),
-            n_dev_unseen_speakers=emb.get("n_dev_unseen_speakers", 2),
-            test_utts_per_speaker=emb.get("test_utts_per_speaker", 25),
+            n_test_seen_speakers=emb["n_test_seen_speakers"],
+            n_test_unseen_speakers=emb["n_test_unseen_speakers"],
+            n_dev_unseen_speakers=emb["n_dev_unseen_speakers"],
+            test_utts_per_speaker=emb["test_utts_per_speaker"],
             seed=seed,
         )
         log.info("synthesizing %d utterances for %d speakers with %d jobs",
@@ -46,21 +46,21 @@ def prepare_corpus(data: dict, seed: int, out_manifest: Path, wav_dir: Path, job
     else:
         from .readers import read_libritts, read_ljspeech, split_real_corpus
 
-        root = data.get("corpus_path")
+        root = data["corpus_path"]
         if not root:
             raise UserError(f"params.yaml: data.corpus_path must be set when data.source={source}")
         from .readers import BAD
 
         read = read_ljspeech(root, data["on_bad_row"]) if source == "ljspeech" else read_libritts(root)
-        real = data.get("real", {})
+        real = data["real"]
         # Malformed metadata lines (kept only under on_bad_row: skip) take no part in the
         # split; they ride along in the raw manifest so validation counts them in the report.
         bad = read[read[BAD] != ""] if BAD in read.columns else read.iloc[:0]
         frame = split_real_corpus(
             read.drop(bad.index).drop(columns=[BAD], errors="ignore").reset_index(drop=True),
-            dev_fraction=real.get("dev_fraction", 0.02),
-            test_fraction=real.get("test_fraction", 0.02),
-            n_unseen_speakers=real.get("n_unseen_speakers", 0),
+            dev_fraction=real["dev_fraction"],
+            test_fraction=real["test_fraction"],
+            n_unseen_speakers=real["n_unseen_speakers"],
             seed=seed,
         )
         if len(bad):

@@ -28,7 +28,7 @@ def corpus_files(data: dict) -> tuple[Path | None, list[Path]]:
     """(root, files the data rules read) of a real corpus; (None, []) for the embedded one."""
     if data["source"] == "embedded":
         return None, []
-    if not data.get("corpus_path"):
+    if not data["corpus_path"]:
         raise UserError(f"params.yaml: data.corpus_path must be set when data.source={data['source']}")
     root = Path(data["corpus_path"])
     if not root.is_dir():

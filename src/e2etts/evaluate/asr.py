@@ -129,13 +129,13 @@ class WERJudge:
         """The judge an ``eval`` params section describes (schema-validated, defaults filled);
         ``model`` and ``beam_size`` override it (the learning-curve probes' cheap judge)."""
         return cls(
-            model_dir=ev.get("asr_model_dir") if model is None else None,
-            model=model or ev.get("asr_model", DEFAULT_MODEL),
-            compute_type=ev.get("asr_compute_type", "int8"),
-            beam_size=beam_size or ev.get("asr_beam_size", 1),
+            model_dir=ev["asr_model_dir"] if model is None else None,
+            model=model or ev["asr_model"],
+            compute_type=ev["asr_compute_type"],
+            beam_size=beam_size or ev["asr_beam_size"],
             cpu_threads=cpu_threads,
-            max_tokens_per_second=ev.get("asr_max_tokens_per_second"),
-            batch_size=ev.get("asr_batch_size", 1),
+            max_tokens_per_second=ev["asr_max_tokens_per_second"],
+            batch_size=ev["asr_batch_size"],
         )
 
     def token_cap(self, n_samples: int) -> int | None:

@@ -83,7 +83,7 @@ class HeldOutProbe:
         self.wer_judge = WERJudge.from_params(
             eval_section, model=asr_model, beam_size=asr_beam_size if asr_model else None
         )
-        self.sim_judge = SIMJudge(eval_section.get("sim_backend", "resemblyzer"))
+        self.sim_judge = SIMJudge(eval_section["sim_backend"])
         self._prompt_emb: dict[str, np.ndarray] = {}
 
     @torch.no_grad()
@@ -163,7 +163,7 @@ def build_probe(mode: str, curves: dict, params: dict, tokenizer: str, flow: str
         raise UserError("learning curves use the Griffin-Lim vocoder (vocoder.type: griffinlim)")
     return HeldOutProbe(
         mode, items.head(n), tokenizer, flow, vocoder_spec(params["vocoder"], None),
-        params["synthesis"], params["eval"], seed=int(params.get("seed", 0)),
-        text_frontend=text_frontend, asr_model=curves.get("asr_model", "tiny.en"),
-        asr_beam_size=int(curves.get("asr_beam_size", 1)),
+        params["synthesis"], params["eval"], seed=int(params["seed"]),
+        text_frontend=text_frontend, asr_model=curves["asr_model"],
+        asr_beam_size=int(curves["asr_beam_size"]),
     )

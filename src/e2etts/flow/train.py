@@ -91,7 +91,7 @@ def build_task(
         model=FlowTraining(model, fsq),
         dataset=train,
         lengths=train.token_lengths(),
-        collate=lambda items: collate_mel_tokens(items, section.get("crop_tokens", 0)),
+        collate=lambda items: collate_mel_tokens(items, section["crop_tokens"]),
         loss=lambda m, b: m(b),
         evaluate=lambda w: evaluate_flow(w, dev),
         export=lambda w: {"model": w.model.state_dict(), "config": cfg.__dict__},

@@ -49,7 +49,7 @@ from ..nn import ctc_greedy_decode, ctc_loss, length_mask
 from ..reward.model import RewardModel, RewardModelConfig
 from ..text import VOCAB_SIZE
 from ..tokenizer.model import SpeechTokenizer, SpeechTokenizerConfig
-from ..train import TrainConfig, TrainTask
+from ..train import TrainTask
 
 NTP_TARGETS = ("hard", "soft", "straight_through")
 MODULES = ("tokenizer", "flow", "llm", "reward")  # JointE1's submodules (param groups, warm starts)
@@ -375,7 +375,7 @@ def build_task(params: dict, features_dir: Path, init_tokenizer: str | None,
     if cfg.ntp_target not in NTP_TARGETS:
         raise ConfigError(f"params.yaml: joint_e1.objective.ntp_target={cfg.ntp_target!r} is not one of "
                           f"{', '.join(NTP_TARGETS)}")
-    log_every = e1.get("train", {}).get("log_every", TrainConfig.log_every)
+    log_every = e1["train"]["log_every"]
     if cfg.token_grad_every % log_every:
         raise ConfigError(
             f"params.yaml: joint_e1.objective.token_grad_every={cfg.token_grad_every} must be a "

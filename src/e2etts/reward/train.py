@@ -6,6 +6,7 @@ From here on R is frozen and serves as a differentiable reward for E2.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -19,6 +20,14 @@ from ..text import VOCAB_SIZE
 from ..tokens import TokenizedSet
 from ..train import TrainTask
 from .model import RewardModel, RewardModelConfig
+
+
+@dataclass
+class RewardObjective:
+    """params `reward.objective`: the weights of the text (CTC) and speaker losses."""
+
+    text_weight: float = 1.0
+    speaker_weight: float = 0.1
 
 
 def collate_tokens_text_speaker(items: list[dict], speakers: dict[str, int]) -> dict:
@@ -73,10 +82,8 @@ def build_task(params: dict, features_dir: Path, tokens_dir: Path, init: Path | 
         from ..checkpoint import load_model_file
 
         model.load_state_dict(load_model_file(init, "reward")["model"])
-    objective = section.get("objective", {})
-    wrapper = RewardTraining(
-        model, fsq, objective.get("text_weight", 1.0), objective.get("speaker_weight", 0.1)
-    )
+    objective = build(RewardObjective, section["objective"], "reward.objective")
+    wrapper = RewardTraining(model, fsq, objective.text_weight, objective.speaker_weight)
     return TrainTask(
         kind="reward",
         model=wrapper,

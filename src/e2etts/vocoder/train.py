@@ -63,7 +63,7 @@ def evaluate_vocoder(model: VocosVocoder, dev: WavCrops, n: int = 32) -> dict:
 def build_task(section: dict, manifest_dir: Path) -> TrainTask:
     from ..data.features import FeatureSet
 
-    cfg = build(VocosConfig, section.get("model", {}), "vocoder.model")
+    cfg = build(VocosConfig, section["model"], "vocoder.model")
     model = VocosVocoder(cfg)
     features = Path("data/features/train.pt")
     if features.exists():
