@@ -32,11 +32,12 @@ MIN_PROMPT_PEAK = 1e-3
 
 @dataclass
 class SynthesisConfig:
-    temperature: float = 1.0
-    top_k: int = 25
-    top_p: float = 0.8
-    repetition_window: int = 10
-    repetition_threshold: float = 0.1
+    # The LLM's sampling settings (SamplingConfig's, with its defaults), flat as in params.
+    temperature: float = SamplingConfig.temperature
+    top_k: int = SamplingConfig.top_k
+    top_p: float = SamplingConfig.top_p
+    repetition_window: int = SamplingConfig.repetition_window
+    repetition_threshold: float = SamplingConfig.repetition_threshold
     max_tokens_per_char: float = 4.0
     min_tokens_per_char: float = 0.5
     n_steps: int = 10

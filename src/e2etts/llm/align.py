@@ -27,7 +27,7 @@ def ctc_viterbi_starts(log_probs: np.ndarray, labels: np.ndarray, blank: int = 0
 
     The best path comes from torchaudio.functional.forced_align (the CTC Viterbi; it gave
     the same segment starts as this module's former numpy Viterbi on all 8,200 train and
-    dev items of the default run, 4x faster: docs/benchmarks.md)."""
+    dev items of the default run, 5.2x faster: docs/benchmarks.md)."""
     T, L = log_probs.shape[0], len(labels)
     if L == 0:
         return np.zeros(0, dtype=np.int64)

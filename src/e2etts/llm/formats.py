@@ -50,6 +50,11 @@ class SequenceFormat:
         """Next-token (next-unit) loss -> (cross-entropy, accuracy)."""
         return self.ce(model, self.logits(model, batch, speech_vectors), batch)
 
+    def training_loss(self, model: TextToTokenLM, batch: dict) -> tuple[torch.Tensor, dict]:
+        """Cascade LLM training -> (loss, log): the cross-entropy."""
+        ce, acc = self.loss(model, batch)
+        return ce, {"ce": float(ce.detach()), "acc": float(acc)}
+
 
 class PrefixFormat(SequenceFormat):
     name = "prefix"
@@ -63,9 +68,7 @@ class PrefixFormat(SequenceFormat):
 
     def collate(self, items: list[dict], held_out: bool = False) -> dict:
         """Items with text_ids (L,) and tokens (S,) -> a padded batch."""
-        text, text_lens = pad([it["text_ids"] for it in items])
-        tokens, token_lens = pad([it["tokens"] for it in items])
-        return {"text": text, "text_lens": text_lens, "tokens": tokens, "token_lens": token_lens}
+        return self.from_padded(*pad([it["text_ids"] for it in items]), *pad([it["tokens"] for it in items]))
 
     def from_padded(self, text: torch.Tensor, text_lens: torch.Tensor, tokens: torch.Tensor,
                     token_lens: torch.Tensor, starts: list | None = None, keys: list[str] | None = None) -> dict:
@@ -96,10 +99,8 @@ class PrefixFormat(SequenceFormat):
         return model.ce_from_logits(logits, batch["tokens"], batch["token_lens"])
 
     def training_loss(self, model: TextToTokenLM, batch: dict) -> tuple[torch.Tensor, dict]:
-        """Cascade LLM training: cross-entropy, plus the guided-attention penalty when
-        weighted -> (loss, log)."""
-        ce, acc = self.loss(model, batch)
-        log = {"ce": float(ce.detach()), "acc": float(acc)}
+        """The cross-entropy, plus the guided-attention penalty when weighted."""
+        ce, log = super().training_loss(model, batch)
         weight = model.cfg.guided_attention_weight
         if weight <= 0:
             return ce, log
@@ -130,7 +131,7 @@ class PrefixFormat(SequenceFormat):
         text_ids = text_ids.to(device).view(1, -1)
         prompt_indices = prompt_indices.to(device).view(1, -1)
         L, P = text_ids.shape[1], prompt_indices.shape[1]
-        budget = model.cfg.max_len - (L + 1 + P)
+        budget = model.cfg.max_len - self.context_used(L, P, 0)
         max_new = max(0, min(max_new_tokens, budget))
 
         prompt_vec = fsq.indices_to_vectors(prompt_indices).to(model.sep.dtype)
@@ -202,10 +203,6 @@ class InterleavedFormat(SequenceFormat):
 
     def ce(self, model, logits, batch) -> tuple[torch.Tensor, torch.Tensor]:
         return model.ce_units(logits, batch)
-
-    def training_loss(self, model, batch) -> tuple[torch.Tensor, dict]:
-        ce, acc = self.loss(model, batch)
-        return ce, {"ce": float(ce.detach()), "acc": float(acc)}
 
     def token_logits(self, logits, batch) -> torch.Tensor:
         """Unit logits (B, N, K+1) -> the logits that predict each speech token (B, T, K+1),
