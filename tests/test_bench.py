@@ -16,4 +16,5 @@ def test_bench_reports_all_figures(tmp_path):
         assert stage["mel_frames_per_s"] > 0 and 0 < stage["mfu"]
     syn = out["synthesis_3s"]
     assert syn["kv_cache_speedup"] > 0 and syn["total_rtf_griffinlim"] > 0
+    assert out["llm_10s"]["kv_cache_speedup"] > 0 and out["llm_10s"]["llm_kv_cache_rtf"] > 0
     assert out["peak_rss_mb"] > 0

@@ -4,7 +4,8 @@
 - training throughput per stage (mel frames/s) at the params.yaml model sizes, and MFU
   (model FLOPs ~ 6 x parameters x tokens processed, a standard estimate)
 - synthesis cost per stage: LLM decoding with and without the KV cache (and the speed-up),
-  one flow-matching Euler step, the vocoder; as real-time factors for 3 s of speech
+  one flow-matching Euler step, the vocoder; as real-time factors for 3 s of speech; the
+  LLM's KV-cache speed-up again for 10 s of speech
 - peak resident memory of the process
 
 Models are randomly initialized: speed does not depend on the weights.
@@ -132,18 +133,24 @@ def run(params_path: str = "params.yaml", threads: int = 1, repeat: int = 3,
     llm.eval()
     flow.eval()
     with torch.no_grad():
-        def gen(cache: bool):
-            # <eos> (the interleaved LLM's <end>) held off, so exactly n_new tokens come out.
+        def gen(cache: bool, text_ids=text1, prompt_ids=prompt, n=n_new):
+            # <eos> (the interleaved LLM's <end>) held off, so exactly n tokens come out.
             eos_bias = float(llm.head.bias[llm.eos_id])
             llm.head.bias[llm.eos_id] = -1e4
             try:
-                return llm.generate(text1, prompt, max_new_tokens=n_new, min_new_tokens=n_new,
+                return llm.generate(text_ids, prompt_ids, max_new_tokens=n, min_new_tokens=n,
                                     use_kv_cache=cache, generator=torch.Generator().manual_seed(0))
             finally:
                 llm.head.bias[llm.eos_id] = eos_bias
 
         t_cache = _timed(lambda: gen(True), 1)
         t_nocache = _timed(lambda: gen(False), 1)
+        # 10 s of speech (250 tokens) for 150 text symbols after a 3 s (75-token) prompt:
+        # the recompute path's cost grows with the square of the length, the cache's linearly.
+        long_text = torch.randint(1, VOCAB_SIZE, (150,), device=dev)
+        long_prompt = torch.randint(0, tok.fsq.codebook_size, (75,), device=dev)
+        t10_cache = _timed(lambda: gen(True, long_text, long_prompt, 250), 1)
+        t10_nocache = _timed(lambda: gen(False, long_text, long_prompt, 250), 1)
         all_vec = tok.fsq.indices_to_vectors(codes[:1, : 20 + n_new])
         t_flow = _timed(lambda: flow.sample(all_vec, mel[:1, :80], n_steps=1, cfg_strength=syn["cfg_strength"]), 2)
         gl_iters = params["vocoder"]["griffinlim_iters"]
@@ -160,6 +167,11 @@ def run(params_path: str = "params.yaml", threads: int = 1, repeat: int = 3,
         "griffinlim_rtf": t_gl / audio_s,
         "vocos_rtf": t_vocos / audio_s,
         "total_rtf_griffinlim": (t_cache + t_flow * syn["n_steps"] + t_gl) / audio_s,
+    }
+    out["llm_10s"] = {
+        "llm_kv_cache_rtf": t10_cache / 10.0,
+        "llm_no_cache_rtf": t10_nocache / 10.0,
+        "kv_cache_speedup": t10_nocache / t10_cache,
     }
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if dev.type == "cuda":

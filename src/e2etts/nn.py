@@ -115,8 +115,11 @@ class Attention(nn.Module):
         cache: keys/values of earlier positions (already rotated). Returns (out, new cache).
         """
         B, T, D = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        qkv = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        # Queries and keys rotated in one pass (half the kernels; the same element-wise
+        # arithmetic, so the same bits as rotating each on its own).
+        q, k = apply_rotary(qkv[:2], cos, sin).unbind(0)
+        v = qkv[2]
         if self.keep_qk:
             self.last_qk = (q, k)
         if cache is not None:
@@ -144,11 +147,12 @@ class TransformerBlock(nn.Module):
         dropout: float = 0.0,
         ff_mult: int = 4,
         cond_dim: int | None = None,
+        attention_dropout: float | None = None,
     ):
         super().__init__()
         affine = cond_dim is None
         self.norm1 = nn.LayerNorm(d_model, elementwise_affine=affine)
-        self.attn = Attention(d_model, n_heads, dropout)
+        self.attn = Attention(d_model, n_heads, dropout if attention_dropout is None else attention_dropout)
         self.norm2 = nn.LayerNorm(d_model, elementwise_affine=affine)
         self.mlp = nn.Sequential(
             nn.Linear(d_model, ff_mult * d_model),
@@ -194,8 +198,8 @@ def build_attn_mask(
     row, whose softmax would be NaN, and NaN would leak through 0 * NaN into valid rows of
     the next layer. Valid queries are unaffected (they attend to themselves anyway).
     """
-    if valid is None and not causal:
-        return None
+    if valid is None and (not causal or T_q == 1):
+        return None  # nothing to hide (one causal query is the last position: it sees all)
     q_pos = torch.arange(T_k - T_q, T_k, device=device)[:, None]
     k_pos = torch.arange(T_k, device=device)[None, :]
     mask = torch.ones(T_q, T_k, dtype=torch.bool, device=device)
@@ -213,6 +217,11 @@ class Transformer(nn.Module):
     forward(x (B, T, D), valid (B, T) bool or None, positions (T,) or (B, T) or None,
     cond (B, cond_dim) or None, cache KVCache or None) -> (y (B, T, D), new cache or None).
 
+    attention_dropout: dropout on the attention probabilities (None: `dropout`, which the
+    residual branches always use). At 0 the CPU's fused (flash) attention kernel serves
+    training too, which never holds the (B, H, T, T) probabilities: dropout on them forces
+    the unfused path.
+
     causal=True gives a decoder; with a cache, x holds only the new positions and
     `positions` must continue where the cache ends (the caller owns the offset).
     """
@@ -226,12 +235,14 @@ class Transformer(nn.Module):
         causal: bool = False,
         cond_dim: int | None = None,
         ff_mult: int = 4,
+        attention_dropout: float | None = None,
     ):
         super().__init__()
         self.causal = causal
         self.rope = RotaryEmbedding(d_model // n_heads)
         self.blocks = nn.ModuleList(
-            TransformerBlock(d_model, n_heads, dropout, ff_mult, cond_dim) for _ in range(n_layers)
+            TransformerBlock(d_model, n_heads, dropout, ff_mult, cond_dim, attention_dropout)
+            for _ in range(n_layers)
         )
         self.norm = nn.LayerNorm(d_model)
 

@@ -44,6 +44,10 @@ class SynthesisConfig:
     cfg_strength: float = 0.7
     noise_scale: float = 1.0
     start_t: float = 0.0  # > 0: start the flow on the path between noise and its prior mu
+    # The flow's canvas holds only the last this-many seconds of the prompt (None: all of
+    # it). The flow's cost grows with its canvas (attention quadratically), and the prompt is
+    # about half of a test item's canvas; the LLM still reads the whole prompt.
+    flow_prompt_seconds: float | None = None
     # params.yaml `synthesis_checks` (defaults as in the schema): refuse a longer prompt;
     # flag an output shorter than len(text) / max_chars_per_second seconds.
     max_prompt_seconds: float = 15.0
@@ -222,6 +226,10 @@ class System:
     ) -> torch.Tensor:
         """prompt_mel (Tp, 80) and tokens (Tp/4 + T',) covering prompt + new speech -> log-mel
         of the new speech (4T', 80) from the flow with this system's decoding settings."""
+        if self.cfg.flow_prompt_seconds is not None:
+            n_prompt = prompt_mel.shape[0] // SUBSAMPLE
+            keep = min(n_prompt, max(1, round(self.cfg.flow_prompt_seconds * TOKENS_PER_SECOND)))
+            prompt_mel, tokens = prompt_mel[(n_prompt - keep) * SUBSAMPLE :], tokens[n_prompt - keep :]
         vectors = self.tokenizer.fsq.indices_to_vectors(tokens)[None]
         return self.flow.sample(
             vectors, prompt_mel[None], n_steps=self.cfg.n_steps, cfg_strength=self.cfg.cfg_strength,

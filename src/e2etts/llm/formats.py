@@ -238,6 +238,7 @@ class InterleavedFormat(SequenceFormat):
         pos = x.shape[1]
         h, cache = model.transformer(x, positions=torch.arange(pos, device=device), use_cache=True)
         new: list[int] = []
+        unit_inputs: dict[tuple[int, int], torch.Tensor] = {}
         in_symbol = 0
         while len(new) < max_new_tokens and pos < model.cfg.max_len:
             if in_symbol >= model.cfg.max_tokens_per_symbol:
@@ -258,7 +259,12 @@ class InterleavedFormat(SequenceFormat):
             kinds.append(unit[0])
             values.append(unit[1])
             if use_kv_cache:
-                x = model._embed_units(text, torch.tensor([[unit[0]]], device=device), torch.tensor([[unit[1]]], device=device))
+                # A unit's input vector depends only on (kind, value) and the text: computed
+                # once per generation (the same call, so the same bits as computing it again).
+                if unit not in unit_inputs:
+                    unit_inputs[unit] = model._embed_units(
+                        text, torch.tensor([[unit[0]]], device=device), torch.tensor([[unit[1]]], device=device))
+                x = unit_inputs[unit]
                 h, cache = model.transformer(x, positions=torch.tensor([pos], device=device), cache=cache, use_cache=True)
             else:  # the whole sequence again (the reference the cache must match)
                 x = model._embed_units(text, torch.tensor([kinds], device=device), torch.tensor([values], device=device))

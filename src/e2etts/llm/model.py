@@ -61,6 +61,8 @@ class TextToTokenLMConfig:
     n_layers: int = 6
     n_heads: int = 4
     dropout: float = 0.1
+    # Dropout on the attention probabilities; None: `dropout` (nn.Transformer).
+    attention_dropout: float | None = None
     max_len: int = 1024  # text + 1 + speech tokens (40 s of speech at 25 Hz): generation guard
     text_frontend: str = "chars"  # how text becomes ids (text.encode_text); set from the features
     # Guided attention (Tachibana et al. 2018, DC-TTS): the heads of one layer are pushed,
@@ -90,7 +92,8 @@ class TextToTokenLM(nn.Module):
         self.speech_in = nn.Sequential(nn.Linear(self.fsq.dim, d), nn.GELU(), nn.Linear(d, d))
         self.sep = nn.Parameter(torch.randn(d) * 0.02)
         self.drop = nn.Dropout(cfg.dropout)
-        self.transformer = Transformer(d, cfg.n_heads, cfg.n_layers, cfg.dropout, causal=True)
+        self.transformer = Transformer(d, cfg.n_heads, cfg.n_layers, cfg.dropout, causal=True,
+                                       attention_dropout=cfg.attention_dropout)
         self.head = nn.Linear(d, self.codebook_size + 1)
         # The sequence format (llm/formats.py), chosen once: batches, losses, generation.
         self.format = sequence_format(cfg.alignment, self.eos_id)

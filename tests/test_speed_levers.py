@@ -1,0 +1,87 @@
+"""Speed levers (issue 18) do what they claim: the ones meant to change no result give the
+same bits as the code they replaced; the ones that change what is computed are off by
+default and, when set, change exactly that."""
+
+import torch
+
+from e2etts.flow.model import FlowMatchingConfig, FlowMatchingDecoder
+from e2etts.llm.model import TextToTokenLM, TextToTokenLMConfig
+from e2etts.nn import Attention, RotaryEmbedding, Transformer, apply_rotary
+from e2etts.synthesis import SynthesisConfig, System
+from e2etts.tokenizer.model import SpeechTokenizer, SpeechTokenizerConfig
+
+
+def test_queries_and_keys_rotated_together_give_the_bits_of_rotating_each():
+    torch.manual_seed(0)
+    attn = Attention(32, 4, dropout=0.0).eval()
+    x = torch.randn(2, 7, 32)
+    cos, sin = RotaryEmbedding(8).cos_sin(torch.arange(7))
+    attn.keep_qk = True
+    attn(x, cos, sin, None)
+    q, k, _ = attn.qkv(x).view(2, 7, 3, 4, 8).permute(2, 0, 3, 1, 4)
+    assert torch.equal(attn.last_qk[0], apply_rotary(q, cos, sin))
+    assert torch.equal(attn.last_qk[1], apply_rotary(k, cos, sin))
+
+
+def test_one_cached_query_without_a_mask_matches_the_full_causal_pass():
+    """Decoding one position after a cache needs no mask (it may see every key); the result
+    equals the last row of the whole causal sequence."""
+    torch.manual_seed(0)
+    model = Transformer(32, 4, 2, causal=True).eval()
+    x = torch.randn(1, 9, 32)
+    full, _ = model(x)
+    _, cache = model(x[:, :8], use_cache=True)
+    last, _ = model(x[:, 8:], positions=torch.tensor([8]), cache=cache, use_cache=True)
+    torch.testing.assert_close(last[0, 0], full[0, 8], rtol=0, atol=1e-6)
+
+
+def test_attention_dropout_is_its_own_setting():
+    cfg = dict(d_model=32, n_layers=1, n_heads=2, fsq_levels=(5, 5, 4), dropout=0.3)
+    default = TextToTokenLM(TextToTokenLMConfig(**cfg))
+    assert default.transformer.blocks[0].attn.dropout == 0.3  # None: the model's dropout
+    fused = TextToTokenLM(TextToTokenLMConfig(**cfg, attention_dropout=0.0))
+    assert fused.transformer.blocks[0].attn.dropout == 0.0
+    assert fused.transformer.blocks[0].drop.p == 0.3  # the residual branches keep theirs
+    # Only attention dropout on: training outputs are random, eval outputs are not.
+    only_attn = Transformer(32, 4, 1, dropout=0.0, attention_dropout=0.5).train()
+    x = torch.randn(1, 6, 32)
+    torch.manual_seed(1)
+    a, _ = only_attn(x)
+    torch.manual_seed(2)
+    b, _ = only_attn(x)
+    assert not torch.equal(a, b)
+    only_attn.eval()
+    assert torch.equal(only_attn(x)[0], only_attn(x)[0])
+
+
+def _tiny_system(flow_prompt_seconds):
+    torch.manual_seed(0)
+    tok = SpeechTokenizer(SpeechTokenizerConfig(d_model=32, n_heads=2, encoder_layers=1, decoder_layers=1,
+                                                fsq_levels=(5, 5, 4)))
+    flow = FlowMatchingDecoder(FlowMatchingConfig(fsq_dim=3, d_model=32, n_layers=1, n_heads=2,
+                                                  token_encoder_layers=1))
+    cfg = SynthesisConfig(n_steps=2, flow_prompt_seconds=flow_prompt_seconds)
+    return System.from_modules("tiny", tok, None, flow, None, cfg)
+
+
+def test_flow_prompt_seconds_keeps_only_the_prompts_last_part_in_the_canvas():
+    prompt_mel = torch.randn(80, 80)  # 0.8 s: 20 tokens
+    tokens = torch.randint(0, 100, (32,))  # 20 prompt tokens + 12 new
+    shapes = {}
+    for seconds in (None, 0.4, 5.0):
+        system = _tiny_system(seconds)
+        seen = {}
+
+        def sample(vectors, mel, **kw):
+            seen["vectors"], seen["mel"] = vectors, mel
+            return torch.zeros(1, 4 * vectors.shape[1] - mel.shape[1], 80)
+
+        system.flow.sample = sample
+        out = system.decode(prompt_mel, tokens, None)
+        assert out.shape == (48, 80)  # the new speech's frames, whatever the canvas
+        shapes[seconds] = (seen["vectors"].shape[1], seen["mel"].shape[1])
+        if seconds == 0.4:  # the last 10 tokens and their 40 frames
+            assert torch.equal(seen["mel"][0], prompt_mel[40:])
+            want = system.tokenizer.fsq.indices_to_vectors(tokens[10:])
+            assert torch.equal(seen["vectors"][0], want)
+    assert shapes == {None: (32, 80), 0.4: (22, 40), 5.0: (32, 80)}
