@@ -85,3 +85,26 @@ def test_flow_prompt_seconds_keeps_only_the_prompts_last_part_in_the_canvas():
             want = system.tokenizer.fsq.indices_to_vectors(tokens[10:])
             assert torch.equal(seen["vectors"][0], want)
     assert shapes == {None: (32, 80), 0.4: (22, 40), 5.0: (32, 80)}
+
+
+def test_a_setting_left_at_none_keeps_the_run_signature_of_the_code_before_it():
+    """An LLM run interrupted before attention_dropout existed still resumes after it; a
+    run that sets it is a different run."""
+    from dataclasses import asdict
+
+    from e2etts.run_signature import run_signature
+    from e2etts.train import TrainConfig, TrainTask
+
+    cfg = TextToTokenLMConfig(d_model=32, n_layers=1, n_heads=2, fsq_levels=(5, 5, 4))
+    model = TextToTokenLM(cfg)
+
+    def task(config):
+        return TrainTask(kind="llm", model=model, dataset=[], lengths=[], collate=None, loss=None,
+                         evaluate=None, export=lambda m: {"config": config})
+
+    today = asdict(cfg)
+    before = {k: v for k, v in today.items() if k != "attention_dropout"}
+    train = TrainConfig()
+    assert run_signature(task(today), model, train, 0) == run_signature(task(before), model, train, 0)
+    assert run_signature(task({**today, "attention_dropout": 0.0}), model, train, 0) != \
+        run_signature(task(before), model, train, 0)

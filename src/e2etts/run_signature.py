@@ -40,11 +40,17 @@ def run_signature(task: TrainTask, model: nn.Module, cfg: TrainConfig, seed: int
     re-run on a new stage-2 LLM resumed the old run's finished last.pt and silently
     reported stale weights.)"""
     exported = task.export(model)
+    config = exported.get("config")
+    if isinstance(config, dict):
+        # A model setting added later takes None for "as before it existed" (e.g.
+        # llm.model.attention_dropout): left out, so a run interrupted before the key
+        # existed still resumes under the code that has it.
+        config = {k: v for k, v in config.items() if v is not None}
     signature = {
         "inputs": inputs,
         "kind": task.kind,
         "seed": seed,
-        "config": exported.get("config"),
+        "config": config,
         "shapes": {k: list(v.shape) for k, v in model.state_dict().items()},
         "train": {k: v for k, v in asdict(cfg).items() if k not in _NOT_IN_SIGNATURE},
     }
