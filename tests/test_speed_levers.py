@@ -72,7 +72,7 @@ def test_flow_prompt_seconds_keeps_only_the_prompts_last_part_in_the_canvas():
         system = _tiny_system(seconds)
         seen = {}
 
-        def sample(vectors, mel, **kw):
+        def sample(vectors, mel, seen=seen, **kw):
             seen["vectors"], seen["mel"] = vectors, mel
             return torch.zeros(1, 4 * vectors.shape[1] - mel.shape[1], 80)
 
