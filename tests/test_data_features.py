@@ -59,6 +59,10 @@ def test_round_trip(tmp_path):
     full = fs.mel.double()
     assert torch.allclose(mean.double(), full.mean(0), atol=1e-4)
     assert torch.allclose(std.double(), full.std(0), atol=1e-3)
+    # Text and tokens only (the LLM's and the reward model's sets): the mel is not kept.
+    textual = FeatureSet(out, with_mel=False)
+    assert textual.mel is None and set(textual[1]) == {"utt_id", "speaker", "text_ids"}
+    assert torch.equal(textual[1]["text_ids"], item["text_ids"]) and textual.lengths.tolist() == fs.lengths.tolist()
     raw = torch.load(out, weights_only=True)
     assert set(raw) == {
         "utt_id",

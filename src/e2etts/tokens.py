@@ -15,7 +15,7 @@ class TokenizedSet:
     tokens (T',) long)."""
 
     def __init__(self, features_path: str | Path, tokens_path: str | Path, with_mel: bool = True):
-        self.features = FeatureSet(features_path)
+        self.features = FeatureSet(features_path, with_mel=with_mel)
         payload = torch.load(tokens_path, map_location="cpu", weights_only=False)
         utt_ids = [self.features[i]["utt_id"] for i in range(len(self.features))]
         if payload["utt_id"] != utt_ids:
@@ -31,8 +31,6 @@ class TokenizedSet:
 
     def __getitem__(self, i: int) -> dict:
         item = dict(self.features[i])
-        if not self.with_mel:
-            item.pop("mel", None)
         item["tokens"] = self.tokens[i]
         return item
 

@@ -110,7 +110,9 @@ class FeatureSet:
     ``utt_ids``, ``speakers``, ``texts``, ``mel_config`` (MelConfig).
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, with_mel: bool = True):
+        """with_mel=False: items without "mel", and the mel frames (a third of a GB for the
+        default train split) are not kept; for consumers that read text and tokens only."""
         self.path = Path(path)
         if not self.path.is_file():
             raise DataError(self.path, "feature file not found; run the extract_features rule")
@@ -125,7 +127,7 @@ class FeatureSet:
         self.texts: list[str] = data["text"]
         self.text_ids: list[torch.Tensor] = data["text_ids"]
         self.text_frontend: str = data.get("text_frontend", "chars")
-        self.mel: torch.Tensor = data["mel"]
+        self.mel: torch.Tensor | None = data["mel"] if with_mel else None
         self.offsets: torch.Tensor = data["offsets"]
         self.lengths: torch.Tensor = data["lengths"]
         self.mel_config = MelConfig(**data["mel_config"])
@@ -137,13 +139,11 @@ class FeatureSet:
         if not -len(self) <= i < len(self):
             raise IndexError(f"item {i} of a {len(self)}-item feature set")
         i = i % len(self)
-        start, n = int(self.offsets[i]), int(self.lengths[i])
-        return {
-            "utt_id": self.utt_ids[i],
-            "speaker": self.speakers[i],
-            "text_ids": self.text_ids[i],
-            "mel": self.mel[start : start + n].float(),
-        }
+        item = {"utt_id": self.utt_ids[i], "speaker": self.speakers[i], "text_ids": self.text_ids[i]}
+        if self.mel is not None:
+            start, n = int(self.offsets[i]), int(self.lengths[i])
+            item["mel"] = self.mel[start : start + n].float()
+        return item
 
     def mel_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-bin mean and std, each (n_mels,), over every frame of the set (float32)."""
