@@ -42,6 +42,9 @@ def test_attention_dropout_is_its_own_setting():
     fused = TextToTokenLM(TextToTokenLMConfig(**cfg, attention_dropout=0.0))
     assert fused.transformer.blocks[0].attn.dropout == 0.0
     assert fused.transformer.blocks[0].drop.p == 0.3  # the residual branches keep theirs
+    flow = FlowMatchingDecoder(FlowMatchingConfig(fsq_dim=3, d_model=32, n_layers=1, n_heads=2,
+                                                  token_encoder_layers=1, dropout=0.3, attention_dropout=0.0))
+    assert {b.attn.dropout for t in (flow.token_encoder, flow.estimator) for b in t.blocks} == {0.0}
     # Only attention dropout on: training outputs are random, eval outputs are not.
     only_attn = Transformer(32, 4, 1, dropout=0.0, attention_dropout=0.5).train()
     x = torch.randn(1, 6, 32)

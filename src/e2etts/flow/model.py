@@ -38,6 +38,8 @@ class FlowMatchingConfig:
     n_layers: int = 6  # estimator
     n_heads: int = 4
     dropout: float = 0.1
+    # Dropout on the attention probabilities; None: `dropout` (nn.Transformer).
+    attention_dropout: float | None = None
     cond_drop_prob: float = 0.2  # classifier-free guidance: drop tokens + prompt together
     sigma_min: float = 1e-4
     upsample: int = 4
@@ -81,7 +83,8 @@ class FlowMatchingDecoder(nn.Module):
         d = cfg.d_model
         self.norm = MelNormalizer(cfg.n_mels)
         self.token_in = nn.Linear(cfg.fsq_dim, d)
-        self.token_encoder = Transformer(d, cfg.n_heads, cfg.token_encoder_layers, cfg.dropout)
+        self.token_encoder = Transformer(d, cfg.n_heads, cfg.token_encoder_layers, cfg.dropout,
+                                         attention_dropout=cfg.attention_dropout)
         self.frame_encoder = nn.ModuleList(FrameConvBlock(d) for _ in range(cfg.frame_encoder_layers))
         self.prior_proj = nn.Linear(d, cfg.n_mels)
         if cfg.speaker_cond:
@@ -89,7 +92,8 @@ class FlowMatchingDecoder(nn.Module):
         self.in_proj = nn.Linear(3 * cfg.n_mels + d, d)
         self.time_emb = TimestepEmbedding(d)
         self.estimator_conv = nn.ModuleList(FrameConvBlock(d) for _ in range(cfg.estimator_conv_layers))
-        self.estimator = Transformer(d, cfg.n_heads, cfg.n_layers, cfg.dropout, cond_dim=d)
+        self.estimator = Transformer(d, cfg.n_heads, cfg.n_layers, cfg.dropout, cond_dim=d,
+                                     attention_dropout=cfg.attention_dropout)
         self.out_proj = nn.Linear(d, cfg.n_mels)
         # Zero output at init: the first velocity guess is 0, a stable start for the ODE loss.
         nn.init.zeros_(self.out_proj.weight)
