@@ -115,3 +115,19 @@ def test_phone_front_end_is_stored_and_read_back(tmp_path):
     for i, text in enumerate(fs.texts):
         assert fs[i]["text_ids"].tolist() == encode_text(text, "phones")
         assert any(int(t) in PHONE_TO_ID.values() for t in fs[i]["text_ids"])
+
+
+def test_tokenized_set_checks_its_utterances_and_can_leave_out_the_mel(tmp_path):
+    from e2etts.tokens import TokenizedSet
+
+    out = tmp_path / "feats.pt"
+    extract_features(_manifest(tmp_path, [8000, 9600]), out)
+    tokens = [torch.arange(3), torch.arange(4)]
+    good, bad = tmp_path / "tokens.pt", tmp_path / "other.pt"
+    torch.save({"utt_id": ["u0", "u1"], "tokens": tokens, "fsq_levels": [4, 4]}, good)
+    torch.save({"utt_id": ["u1", "u0"], "tokens": tokens, "fsq_levels": [4, 4]}, bad)
+    with pytest.raises(UserError, match="other.pt: utterances differ"):
+        TokenizedSet(out, bad)
+    full, textual = TokenizedSet(out, good), TokenizedSet(out, good, with_mel=False)
+    assert "mel" in full[1] and torch.equal(full[1]["tokens"], tokens[1])
+    assert set(textual[1]) == {"utt_id", "speaker", "text_ids", "tokens"}

@@ -17,14 +17,12 @@ class TokenizedSet:
     def __init__(self, features_path: str | Path, tokens_path: str | Path, with_mel: bool = True):
         self.features = FeatureSet(features_path, with_mel=with_mel)
         payload = torch.load(tokens_path, map_location="cpu", weights_only=False)
-        utt_ids = [self.features[i]["utt_id"] for i in range(len(self.features))]
-        if payload["utt_id"] != utt_ids:
+        if payload["utt_id"] != list(self.features.utt_ids):
             raise UserError(
                 f"{tokens_path}: utterances differ from {features_path}; re-extract the tokens"
             )
         self.tokens: list[torch.Tensor] = payload["tokens"]
         self.fsq_levels = tuple(payload["fsq_levels"])
-        self.with_mel = with_mel
 
     def __len__(self) -> int:
         return len(self.tokens)
