@@ -7,7 +7,6 @@ fragmentation shows there).
     python scripts/probe_llm_peak_batch.py                          # params.yaml as it is
     python scripts/probe_llm_peak_batch.py --attention-dropout 0    # the fused-attention lever
     python scripts/probe_llm_peak_batch.py --batch run --steps 120  # memory over steps
-    LD_PRELOAD= python scripts/probe_llm_peak_batch.py --batch run --steps 120  # glibc's malloc
 
 Reads params.yaml, data/features, the cascade's tokens and tokenizer (the interleaved
 format's alignment); single-threaded. Run the settings one after another: the figures are

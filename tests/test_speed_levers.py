@@ -112,13 +112,3 @@ def test_a_setting_left_at_none_keeps_the_run_signature_of_the_code_before_it():
     assert run_signature(task({**today, "attention_dropout": 0.0}), model, train, 0) != \
         run_signature(task(before), model, train, 0)
 
-
-def test_jobs_get_jemalloc_where_it_is_installed_and_the_users_choice_wins(tmp_path):
-    from e2etts.allocator import MALLOC_CONF, allocator_env
-
-    assert allocator_env({}, dirs=[tmp_path]) == {}  # not installed: glibc's malloc, as before
-    (tmp_path / "libjemalloc.so.2").write_bytes(b"")
-    env = allocator_env({"PATH": "/bin"}, dirs=[tmp_path / "missing", tmp_path])
-    assert env == {"LD_PRELOAD": str(tmp_path / "libjemalloc.so.2"), "MALLOC_CONF": MALLOC_CONF}
-    assert allocator_env({"LD_PRELOAD": ""}, dirs=[tmp_path]) == {}
-    assert allocator_env({"MALLOC_CONF": "narenas:1"}, dirs=[tmp_path])["MALLOC_CONF"] == "narenas:1"

@@ -27,14 +27,6 @@ CONDA_ENV = "../envs/e2etts.yaml"
 # job's inputs, commands or numbers change.
 TRAIN_PRIORITY = 10
 
-# Every job runs under jemalloc where set-up installed it (e2etts/allocator.py: glibc's
-# malloc fragmented a training job's memory, 2.8 vs 1.9 GB peak over 120 LLM steps; same
-# bits). Runtime only: no job's inputs, commands or numbers change. LD_PRELOAD= (empty) in
-# the caller's environment keeps glibc's malloc.
-from e2etts.allocator import allocator_env
-
-os.environ.update(allocator_env(os.environ))
-
 
 def section_json(*keys):
     """The named params sections as one JSON string (a rule's `params:`)."""
