@@ -181,3 +181,5 @@ def test_report_shows_every_seed_and_both_baselines(tmp_path):
     assert "| 3 |" in row and per_seed in row
     assert "mean over 3 training seeds" in readme and "resample seeds and utterances" in readme
     assert "e2e_full vs cascade_matched" in readme
+    test_line = next(line for line in readme.splitlines() if line.startswith("- e2e_full vs cascade:"))
+    assert test_line.endswith("(60 paired items x 3 training seeds, both resampled)"), test_line

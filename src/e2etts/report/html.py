@@ -236,8 +236,9 @@ def method_note(summary: dict) -> str:
 
 
 def paired_tests(summary: dict) -> list[dict[str, str]]:
-    """One dict of display strings per (baseline, system) paired test, baseline-major;
-    toplines are not tested."""
+    """One dict per (baseline, system) paired test, baseline-major: display strings, and
+    ``n_seeds`` (int), the training seeds the test resampled with the items; toplines are
+    not tested."""
     out = []
     for baseline in baselines_of(summary):
         base = summary.get(baseline, {})
@@ -257,6 +258,8 @@ def paired_tests(summary: dict) -> list[dict[str, str]]:
                     "base_sim": _f3(base.get("sim")),
                     "p_sim": _pval(m.get(f"p_sim_higher_than_{baseline}")),
                     "n_paired": str(m.get("n_paired", "?")),
+                    # training seeds both rows were resampled over (1: items only)
+                    "n_seeds": min(len(m.get("seeds") or [None]), len(base.get("seeds") or [None])),
                 }
             )
     return out
