@@ -16,7 +16,6 @@ per process.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import resource
 import statistics
@@ -27,6 +26,7 @@ import torch
 import yaml
 
 from e2etts.batching import make_batches
+from e2etts.dryrun import resident_bytes
 from e2etts.llm.train import build_task
 
 
@@ -65,17 +65,12 @@ def main() -> None:
         opt.step()
         times.append(time.perf_counter() - start)
         if step % 20 == 19:
-            resident.append(_resident_mb())
+            resident.append(resident_bytes() // 2**20)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     units = tuple(batch["kinds"].shape)  # the last batch's
     print(f"attention_dropout {section['model'].get('attention_dropout')}: {args.batch} batch, units {units}, "
           f"median step {statistics.median(times[1:] or times):.3f} s, peak RSS {peak_mb} MB "
           f"(before the steps {rss_before} MB)" + (f"; resident every 20 steps {resident} MB" if resident else ""))
-
-
-def _resident_mb() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 2**20
 
 
 if __name__ == "__main__":

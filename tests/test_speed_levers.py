@@ -111,4 +111,3 @@ def test_a_setting_left_at_none_keeps_the_run_signature_of_the_code_before_it():
     assert run_signature(task(today), model, train, 0) == run_signature(task(before), model, train, 0)
     assert run_signature(task({**today, "attention_dropout": 0.0}), model, train, 0) != \
         run_signature(task(before), model, train, 0)
-

@@ -43,7 +43,8 @@ CLEAR_REFS = "/proc/self/clear_refs"
 
 # ---- measurement (child process) -----------------------------------------------------------
 
-def _rss() -> int:
+def resident_bytes() -> int:
+    """This process's resident set now, in bytes (/proc/self/statm)."""
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
@@ -185,7 +186,7 @@ def measure(spec: dict) -> dict:
     del model, loss_fn, optimizer, loss
     gc.collect()
 
-    start = _rss()
+    start = resident_bytes()
     model, loss_fn, shapes = build_unit(unit, params, data)
     model.train()
     optimizer = make_optimizer(model, cfg)
@@ -210,7 +211,7 @@ def measure(spec: dict) -> dict:
 
     step()
     gc.collect()
-    static = _rss()
+    static = resident_bytes()
     phases: dict = {}
     step(phases)
     with FlopCounterMode(display=False) as counter:

@@ -97,8 +97,13 @@ def _factor(summary: dict) -> str:
     return f"{factors.pop():g}x" if len(factors) == 1 else "a multiple of"
 
 
+def _seed_count(entry: dict) -> int:
+    """Training seeds behind a summary row (1 for a row no training seed touches)."""
+    return len(entry.get("seeds") or [None])
+
+
 def _seed_counts(summary: dict) -> list[int]:
-    return [len(e.get("seeds") or [None]) for e in summary.values()]
+    return [_seed_count(e) for e in summary.values()]
 
 
 def display_order(summary: dict) -> list[str]:
@@ -259,7 +264,7 @@ def paired_tests(summary: dict) -> list[dict[str, str]]:
                     "p_sim": _pval(m.get(f"p_sim_higher_than_{baseline}")),
                     "n_paired": str(m.get("n_paired", "?")),
                     # training seeds both rows were resampled over (1: items only)
-                    "n_seeds": min(len(m.get("seeds") or [None]), len(base.get("seeds") or [None])),
+                    "n_seeds": min(_seed_count(m), _seed_count(base)),
                 }
             )
     return out
