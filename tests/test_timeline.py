@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from e2etts.timeline import parse_log, read_benchmarks, summarize, to_markdown
+from e2etts.timeline import main, parse_log, read_benchmarks, summarize, to_markdown
 
 
 def _block(stamp: str, rule: str, jobid: int, wildcards: str = "", threads: int = 1, bench: str = "") -> str:
@@ -83,3 +83,11 @@ def test_a_stopped_run_marks_its_running_job_unfinished():
 def test_a_log_without_jobs_is_refused():
     with pytest.raises(ValueError, match="no jobs"):
         summarize(*parse_log("Building DAG of jobs...\nNothing to be done."), cores=2)
+
+
+def test_the_command_names_a_log_without_jobs(tmp_path, monkeypatch):
+    log = tmp_path / "empty.snakemake.log"
+    log.write_text("Building DAG of jobs...\nNothing to be done.\n")
+    monkeypatch.setattr("sys.argv", ["timeline", str(log)])
+    with pytest.raises(SystemExit, match=r"empty\.snakemake\.log: no jobs"):
+        main()

@@ -51,8 +51,7 @@ def _stamp(text: str) -> datetime:
 
 def parse_log(text: str) -> tuple[list[Job], datetime | None]:
     """Jobs of one Snakemake log in start order, and the log's last timestamp."""
-    jobs: dict[int, Job] = {}
-    order: list[Job] = []
+    jobs: dict[int, Job] = {}  # by jobid, in start order
     last: datetime | None = None
     pending: Job | None = None  # a job block whose jobid line has not been read yet
     for line in text.splitlines():
@@ -70,7 +69,6 @@ def parse_log(text: str) -> tuple[list[Job], datetime | None]:
             if key == "jobid":
                 pending.jobid = int(value)
                 jobs[pending.jobid] = pending
-                order.append(pending)
             elif key == "threads":
                 pending.threads = int(value)
             elif key == "wildcards":
@@ -84,7 +82,7 @@ def parse_log(text: str) -> tuple[list[Job], datetime | None]:
             if job is not None:
                 job.end = last
             pending = None
-    return order, last
+    return list(jobs.values()), last
 
 
 def read_benchmarks(jobs: list[Job], root: Path) -> None:
@@ -179,7 +177,11 @@ def main() -> None:
         raise SystemExit(f"timeline: no such log file: {path}")
     jobs, last = parse_log(path.read_text())
     read_benchmarks(jobs, Path(args.root))
-    print(to_markdown(summarize(jobs, last, args.cores), args.min_stretch))
+    try:
+        summary = summarize(jobs, last, args.cores)
+    except ValueError as err:
+        raise SystemExit(f"timeline: {path}: {err}") from None
+    print(to_markdown(summary, args.min_stretch))
 
 
 if __name__ == "__main__":
