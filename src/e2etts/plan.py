@@ -200,19 +200,23 @@ def stack_activation_bytes(stack: Transformer, T: int, batch: int, compute_bytes
     and output (8 d): 17 d. adaLN blocks keep both modulated norms (2 d, fp32) and the two
     gated branches (2 d). Dropout keeps one mask per dropped tensor (2 d): bool on CUDA,
     float on CPU. Per layer and sequence the fused kernel keeps the mask converted to the
-    compute dtype (T^2); the CPU math path keeps three fp32 H x T x T tensors instead.
+    compute dtype (T^2); the CPU math path (attention dropout > 0) keeps three fp32
+    H x T x T tensors instead.
     The final LayerNorm keeps its fp32 input (d). A frozen stack (training=False: eval
     mode, weights without gradients, gradients only passing through to its input) keeps no
     Linear inputs: of the 17 d, the qkv output, q, k, the attention output and the GELU
     input remain (10 d)."""
     n_layers, d, n_heads, ada = _stack_dims(stack)
     dropout = stack.blocks[0].drop.p if training else 0.0
+    # the attention probabilities have their own rate (`attention_dropout`), which alone
+    # decides the kernel
+    attention_dropout = stack.blocks[0].attn.dropout if training else 0.0
     per_position = 2 * d * 4 + (17 if training else 10) * d * compute_bytes
     if ada:
         per_position += 2 * d * 4 + 2 * d * compute_bytes
     if dropout > 0:
         per_position += 2 * d * (1 if device == "cuda" else 4)
-    if _attention_path(device, dropout, training) == "math":
+    if _attention_path(device, attention_dropout, training) == "math":
         per_sequence = 3 * n_heads * T * T * 4
     else:
         per_sequence = T * T * compute_bytes
