@@ -5,7 +5,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 CORES ?= 2
 
-.PHONY: run claim test setup lint smoke clean-results
+.PHONY: run claim claim-seed claim-summary test setup lint smoke clean-results
 
 setup:
 	@bash scripts/setup.sh
@@ -19,6 +19,17 @@ run: setup
 claim: setup
 	snakemake --profile workflow/profiles/default --configfile config/claim.yaml --cores $(CORES)
 	@test -f results/report/README.md && cat results/report/README.md || true
+
+## One seed of the claim, trained, synthesized and scored (SEED=2345): the claim one
+## session at a time; its per-item scores in results/metrics/systems/s<seed>/ are committed.
+claim-seed: setup
+	@test -n "$(SEED)" || { echo "make claim-seed: give SEED=<one of config/claim.yaml's seeds>"; exit 2; }
+	snakemake --profile workflow/profiles/default scores_s$(SEED) --configfile config/claim.yaml --cores $(CORES)
+
+## The claim's summary from the scored rows present (committed or just made), retraining
+## nothing: only the summarize rule may run.
+claim-summary: setup
+	snakemake --profile workflow/profiles/default results/metrics/summary.json --allowed-rules summarize --forcerun summarize --configfile config/claim.yaml --cores $(CORES)
 
 ## The test suite (includes the smoke pipeline).
 test: setup

@@ -90,6 +90,45 @@ def test_no_control_without_extra_e2e_updates(tmp_path):
         _dry_run(repo)
 
 
+def test_one_seed_is_trained_and_scored_alone(two_seeds):
+    """`make claim-seed SEED=7` (the rule scores_s7): every seeded row of seed 7 is trained,
+    synthesized and scored; nothing of seed 1234, no seed-free topline, no summary."""
+    out = _dry_run(two_seeds, "scores_s7")
+    jobs = _jobs(out)
+    assert jobs["train_tokenizer"] == 1 and jobs["train_joint_e2"] == 2 and jobs["train_matched_llm"] == 1
+    assert jobs["score_seeded"] == 7 and "score" not in jobs and "summarize" not in jobs
+    assert "s1234/" not in out and "results/metrics/systems/s7/e2e_full.tsv" in out
+
+
+def test_claim_summary_from_scored_rows_retrains_nothing(two_seeds, tmp_path):
+    """`make claim-summary`: with every row's metrics and per-item scores present (as
+    committed) and no checkpoint, only the summarize rule runs, over both seeds' rows."""
+    repo = copy_repo(tmp_path / "repo")
+    (repo / "params.yaml").write_text((two_seeds / "params.yaml").read_text())
+    rows = [f"results/metrics/systems/{n}" for n in ("gt", "gt_vocoded")]
+    rows += [f"results/metrics/systems/s{s}/{n}" for s in (1234, 7) for n in
+             ("cascade", "cascade_matched", "e2e_tok", "e2e_fm", "e2e_full", "resynth_cascade", "resynth_e2e_tok")]
+    present = [f"{r}.{ext}" for r in rows for ext in ("json", "tsv")]
+    present += [f"results/metrics/tokens/s{s}/tokens_{t}.json" for s in (1234, 7) for t in ("cascade", "e2e_tok")]
+    for path in present:
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_text("{}")
+    summary_only = ["snakemake", "-n", "-p", "--cores", "1", "results/metrics/summary.json",
+                    "--allowed-rules", "summarize", "--forcerun", "summarize"]  # as the Makefile
+    out = run(summary_only, repo).stdout
+    jobs = _jobs(out)
+    assert jobs["summarize"] == 1 and jobs["total"] == 1
+    summarize = next(c for c in _commands(out) if c.startswith("e2etts summarize"))
+    assert summarize.count("results/metrics/systems/s7/") == 7 and summarize.count("results/metrics/systems/s1234/") == 7
+    # A row not yet scored is an error naming it, not a seed trained behind the user's back
+    # (without --allowed-rules the same call would train seed 7 again).
+    (repo / "results/metrics/systems/s7/e2e_full.json").unlink()
+    retrain = _jobs(run(["snakemake", "-n", "--cores", "1", "results/metrics/summary.json"], repo).stdout)
+    assert retrain["train_joint_e2"] >= 1
+    with pytest.raises(AssertionError, match="s7/e2e_full.json"):
+        run(summary_only, repo)
+
+
 def test_dvc_has_one_stage_per_seed(two_seeds):
     run(["git", "init", "-q"], two_seeds)
     out = run(["dvc", "stage", "list"], two_seeds).stdout

@@ -227,3 +227,15 @@ rule evaluate_all:
         metric_files("tsv"),
         rules.summarize.output.summary,
         rules.report.output,
+
+
+# One seed's scored rows (metrics and per-item scores of every seeded system), without the
+# summary: a claim trained one seed per session (a command dies with its session) adds its
+# scores to the committed ones, and `make claim-summary` summarizes them all.
+for _seed in SEEDS:
+
+    rule:
+        name:
+            f"scores_s{_seed}"
+        input:
+            [f"results/metrics/systems/s{_seed}/{n}.{ext}" for n in SEEDED for ext in ("json", "tsv")],
