@@ -306,10 +306,15 @@ def stage_files(stage, seed=None):
     raise ValueError(stage)
 
 
+def seeded_metric_files(seed, ext="json"):
+    """One training seed's scored rows (every seeded system and topline)."""
+    return [f"results/metrics/systems/s{seed}/{n}.{ext}" for n in SEEDED]
+
+
 def metric_files(ext="json"):
     """Every scored row's metrics file: the seed-free toplines once, the rest per seed."""
     return [f"results/metrics/systems/{n}.{ext}" for n in SEED_FREE] + [
-        f"results/metrics/systems/s{s}/{n}.{ext}" for s in SEEDS for n in SEEDED
+        f for s in SEEDS for f in seeded_metric_files(s, ext)
     ]
 
 

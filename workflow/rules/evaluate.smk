@@ -238,4 +238,5 @@ for _seed in SEEDS:
         name:
             f"scores_s{_seed}"
         input:
-            [f"results/metrics/systems/s{_seed}/{n}.{ext}" for n in SEEDED for ext in ("json", "tsv")],
+            seeded_metric_files(_seed, "json"),
+            seeded_metric_files(_seed, "tsv"),
