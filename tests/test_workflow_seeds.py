@@ -98,6 +98,9 @@ def test_one_seed_is_trained_and_scored_alone(two_seeds):
     assert jobs["train_tokenizer"] == 1 and jobs["train_joint_e2"] == 2 and jobs["train_matched_llm"] == 1
     assert jobs["score_seeded"] == 7 and "score" not in jobs and "summarize" not in jobs
     assert "s1234/" not in out and "results/metrics/systems/s7/e2e_full.tsv" in out
+    # the seed's token statistics too: `make claim-summary` reads them and may not build them
+    # (a committed file of an earlier recipe was once summarized as the new seed's)
+    assert jobs["token_stats"] == 2 and "results/metrics/tokens/s7/tokens_e2e_tok.json" in out
 
 
 def test_claim_summary_from_scored_rows_retrains_nothing(two_seeds, tmp_path):

@@ -231,7 +231,8 @@ rule evaluate_all:
 
 # One seed's scored rows (metrics and per-item scores of every seeded system), without the
 # summary: a claim trained one seed per session (a command dies with its session) adds its
-# scores to the committed ones, and `make claim-summary` summarizes them all.
+# scores to the committed ones, and `make claim-summary` summarizes them all. The seed's token
+# statistics are built here too: the summary reads them, and `claim-summary` may not.
 for _seed in SEEDS:
 
     rule:
@@ -240,3 +241,4 @@ for _seed in SEEDS:
         input:
             seeded_metric_files(_seed, "json"),
             seeded_metric_files(_seed, "tsv"),
+            expand("results/metrics/tokens/s{seed}/tokens_{tok}.json", seed=_seed, tok=TOKENIZERS),
