@@ -311,6 +311,11 @@ def seeded_metric_files(seed, ext="json"):
     return [f"results/metrics/systems/s{seed}/{n}.{ext}" for n in SEEDED]
 
 
+def token_stat_files(seed):
+    """One training seed's token statistics (H, I), one file per compared tokenizer."""
+    return [f"results/metrics/tokens/s{seed}/tokens_{t}.json" for t in TOKENIZERS]
+
+
 def metric_files(ext="json"):
     """Every scored row's metrics file: the seed-free toplines once, the rest per seed."""
     return [f"results/metrics/systems/{n}.{ext}" for n in SEED_FREE] + [

@@ -172,7 +172,7 @@ rule summarize:
     input:
         metrics=metric_files("json"),
         per_utt=metric_files("tsv"),
-        token_stats=expand("results/metrics/tokens/s{seed}/tokens_{tok}.json", seed=SEEDS, tok=TOKENIZERS),
+        token_stats=[f for s in SEEDS for f in token_stat_files(s)],
     output:
         summary="results/metrics/summary.json",
     params:
@@ -241,4 +241,4 @@ for _seed in SEEDS:
         input:
             seeded_metric_files(_seed, "json"),
             seeded_metric_files(_seed, "tsv"),
-            expand("results/metrics/tokens/s{seed}/tokens_{tok}.json", seed=_seed, tok=TOKENIZERS),
+            token_stat_files(_seed),
