@@ -4,6 +4,7 @@ held-out evaluation order (iter_batches), and the padding every collate function
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -17,10 +18,28 @@ def pad(seqs: list[torch.Tensor], value: float = 0.0) -> tuple[torch.Tensor, tor
     return out, lengths
 
 
-def iter_batches(dataset, batch_size: int, collate):
-    """Held-out evaluation order: consecutive items, the last batch possibly short."""
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Tensors inside dicts, lists and tuples moved to `device`; other values as they are."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
+def device_of(module: torch.nn.Module) -> torch.device:
+    """Where a module's parameters live: held-out batches and generators go there."""
+    return next(module.parameters()).device
+
+
+def iter_batches(dataset, batch_size: int, collate, device: torch.device | None = None):
+    """Held-out evaluation order: consecutive items, the last batch possibly short; each
+    batch collated on the CPU, then moved to `device` (the evaluated model's) when given."""
     for start in range(0, len(dataset), batch_size):
-        yield collate([dataset[i] for i in range(start, min(len(dataset), start + batch_size))])
+        batch = collate([dataset[i] for i in range(start, min(len(dataset), start + batch_size))])
+        yield batch if device is None else to_device(batch, device)
 
 
 def make_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:

@@ -139,7 +139,7 @@ def run(params_path: str = "params.yaml", threads: int = 1, repeat: int = 3,
             llm.head.bias[llm.eos_id] = -1e4
             try:
                 return llm.generate(text_ids, prompt_ids, max_new_tokens=n, min_new_tokens=n,
-                                    use_kv_cache=cache, generator=torch.Generator().manual_seed(0))
+                                    use_kv_cache=cache, generator=torch.Generator(dev).manual_seed(0))
             finally:
                 llm.head.bias[llm.eos_id] = eos_bias
 

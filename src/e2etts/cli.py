@@ -452,7 +452,8 @@ def cmd_plan_check(args) -> None:
     from .dryrun import check_plan, disagreements, format_check
 
     params = load_params(args.params, args.configfile)
-    results = check_plan(params, Path(args.corpus), args.units, args.batch, args.seconds)
+    results = check_plan(params, Path(args.corpus), args.units, args.batch, args.seconds,
+                         device=args.device)
     print(format_check(results))
     if args.json:
         from .atomic import write_json
@@ -621,6 +622,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=1, help="utterances in the measured batch")
     p.add_argument("--seconds", type=float, default=3.0, help="audio per utterance (cut or tiled)")
     p.add_argument("--tolerance", type=float, default=0.25, help="fail when memory differs by more (relative)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                   help="cuda: measured on the first GPU (allocator memory, step time, MFU)")
     p.add_argument("--json", default=None)
     return parser
 

@@ -89,10 +89,13 @@ def load_batch(corpus: Path, batch: int, seconds: float, frontend: str) -> dict:
             "speakers": list(rows.speaker), "utt_ids": list(rows.utt_id)}
 
 
-def build_unit(unit: str, params: dict, data: dict):
-    """-> (module holding the trainable parameters, loss(module) -> scalar, shapes dict)."""
+def build_unit(unit: str, params: dict, data: dict, device: str = "cpu"):
+    """-> (module holding the trainable parameters, loss(module) -> scalar, shapes dict).
+    The batch is drawn on the CPU (the same random codes on any device), then the models
+    and every tensor the loss reads move to `device`."""
     import torch
 
+    from .batching import to_device
     from .config import build
     from .joint.e1 import JointE1, JointE1Config, build_models
     from .joint.e2 import JointE2, JointE2Config
@@ -103,7 +106,8 @@ def build_unit(unit: str, params: dict, data: dict):
     frontend = params["data"]["text_frontend"]
     mel, mel_lens = data["mel"], data["mel_lens"]
     stats = (mel.reshape(-1, mel.shape[-1]).mean(0), mel.reshape(-1, mel.shape[-1]).std(0))
-    tokenizer, flow, llm, reward = build_models(params, len(speakers), stats, frontend)
+    with torch.device(device):  # weights made where they run (a 2.3 B-parameter E1 on a GPU)
+        tokenizer, flow, llm, reward = build_models(params, len(speakers), stats, frontend)
     text, text_lens = data["text"], data["text_lens"]
     speaker = torch.tensor([speakers[s] for s in data["speakers"]])
     token_lens = token_lengths(mel_lens)
@@ -113,15 +117,20 @@ def build_unit(unit: str, params: dict, data: dict):
     interleaved = llm.format.aligned  # the interleaved format: its units outnumber text + tokens
     # Speech tokens are random codes: memory and FLOPs depend on shapes, not on values.
     starts = [torch.from_numpy(uniform_starts(int(s), int(n))) for s, n in zip(token_lens, text_lens, strict=True)]
+    text_cpu, text_lens_cpu, tokens_cpu, token_lens_cpu = text, text_lens, tokens, token_lens
 
     def llm_batch():
         # keys fix the prompt split per utterance, so both measured steps see the same shapes.
-        return llm.format.from_padded(text, text_lens, tokens, token_lens, starts, keys=data["utt_ids"])
+        return to_device(llm.format.from_padded(text_cpu, text_lens_cpu, tokens_cpu, token_lens_cpu,
+                                                  starts, keys=data["utt_ids"]), device)
 
     S, L = int(token_lens.max()), int(text_lens.max())
     shapes = {"mel": int(mel.shape[1]), "tokens": S, "text": L, "units": L + 1 + S, "flow_tokens": S}
     if interleaved:
         shapes["units"] = int(llm_batch()["kinds"].shape[1])
+    tokenizer, flow, llm, reward = (m.to(device) for m in (tokenizer, flow, llm, reward))
+    mel, mel_lens, text, text_lens, speaker, tokens, token_lens, vectors = to_device(
+        (mel, mel_lens, text, text_lens, speaker, tokens, token_lens, vectors), torch.device(device))
     if unit == "tokenizer":
         return tokenizer, lambda m: m.ctc_loss(m(mel, mel_lens), text, text_lens), shapes
     if unit == "llm":
@@ -134,7 +143,7 @@ def build_unit(unit: str, params: dict, data: dict):
             f_mel, f_vec = mel[:, : 4 * crop], vectors[:, :crop]
             f_lens, f_tok = mel_lens.clamp(max=4 * crop), token_lens.clamp(max=crop)
         shapes["flow_tokens"] = int(f_vec.shape[1])
-        return flow, lambda m: m.loss(f_mel, f_lens, f_vec, f_tok, generator=torch.Generator().manual_seed(1)), shapes
+        return flow, lambda m: m.loss(f_mel, f_lens, f_vec, f_tok, generator=torch.Generator(device).manual_seed(1)), shapes
     if unit == "reward":
         return reward, lambda m: m.loss(m(vectors, token_lens), token_lens, text, text_lens, speaker)[0], shapes
     if unit == "joint_e1":
@@ -229,15 +238,104 @@ def measure(spec: dict) -> dict:
     }
 
 
+def measure_cuda(spec: dict) -> dict:
+    """One unit on a CUDA device: memory from the caching allocator (exact, so no warm-up
+    model is needed: two warm-up steps on the measured one allocate AdamW's moments and the
+    kernels' workspaces), step time as the median of `timed_steps` synchronized steps, and
+    model-FLOPs utilization against the card's bf16 peak and the matmul peak measured here."""
+    import gc
+    import statistics
+    import time
+
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .bench import matmul_peak
+    from .train import TrainConfig, make_optimizer
+
+    torch.set_num_threads(8)
+    torch.manual_seed(0)
+    params, unit, dev = spec["params"], spec["unit"], torch.device("cuda")
+    train = {k: v for k, v in params[TRAIN_SECTION[unit]]["train"].items()
+             if k in TrainConfig.__dataclass_fields__}
+    cfg = TrainConfig(**train)
+    data = load_batch(Path(spec["corpus"]), spec["batch"], spec["seconds"],
+                      params["data"]["text_frontend"])
+    gc.collect()
+    torch.cuda.empty_cache()
+    start = torch.cuda.memory_allocated(dev)
+    model, loss_fn, shapes = build_unit(unit, params, data, "cuda")
+    model = model.to(dev).train()  # E1's and E2's own buffers (their step counters) too
+    optimizer = make_optimizer(model, cfg)
+
+    def step(phases: dict | None = None) -> None:
+        torch.manual_seed(0)
+        if phases is not None:
+            torch.cuda.reset_peak_memory_stats(dev)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            loss = loss_fn(model)
+        if phases is not None:
+            phases["forward_peak"] = torch.cuda.max_memory_allocated(dev)
+            torch.cuda.reset_peak_memory_stats(dev)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        if phases is not None:
+            phases["backward_peak"] = torch.cuda.max_memory_allocated(dev)
+
+    step()
+    step()
+    torch.cuda.synchronize(dev)
+    static = torch.cuda.memory_allocated(dev) - start
+    phases: dict = {}
+    step(phases)
+    seconds = []
+    for _ in range(spec.get("timed_steps", 5)):
+        torch.cuda.synchronize(dev)
+        t = time.perf_counter()
+        step()
+        torch.cuda.synchronize(dev)
+        seconds.append(time.perf_counter() - t)
+    with FlopCounterMode(display=False) as counter:
+        step()
+    flops = counter.get_total_flops()
+    step_s = statistics.median(seconds)
+    peak_bf16 = matmul_peak(torch.bfloat16, dev) * 1e9
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    result = {
+        "unit": unit, "device": torch.cuda.get_device_name(dev), "shapes": shapes,
+        "batch": spec["batch"], "precision": cfg.precision,
+        "params": sum(p.numel() for p in model.parameters()), "trainable_params": trainable,
+        "measured": {
+            "static": static,
+            "activations": phases["forward_peak"] - start - static,
+            "peak": max(phases["forward_peak"], phases["backward_peak"]) - start,
+            "flops": flops,
+        },
+        "step_s": step_s, "step_s_all": seconds,
+        "tflops": flops / step_s / 1e12, "matmul_bf16_tflops": peak_bf16 / 1e12,
+        "mfu_measured_peak": flops / step_s / peak_bf16,
+    }
+    return result
+
+
 # ---- the plan's side and the comparison ----------------------------------------------------
 
-def estimate(unit: str, params: dict, result: dict) -> dict:
-    """The plan's figures for the measured unit's shapes: CPU kernels, one process."""
-    from .plan import Assumptions, Lengths, build_meta_models, pipeline_stages, stage_estimate
+def estimate(unit: str, params: dict, result: dict, device: str = "cpu") -> dict:
+    """The plan's figures for the measured unit's shapes: `device`'s kernels, one process."""
+    from .plan import (
+        CARDS,
+        Assumptions,
+        Lengths,
+        build_meta_models,
+        pipeline_stages,
+        stage_estimate,
+    )
 
     stage = next(s for s in pipeline_stages(params) if s.train_section == TRAIN_SECTION[unit])
     n_speakers = result["n_speakers"]
-    a = Assumptions(device="cpu", n_speakers=n_speakers)
+    a = Assumptions(device=device, n_speakers=n_speakers)
     models = build_meta_models(params, n_speakers, params["data"]["text_frontend"])
     lengths = Lengths(**result["shapes"])
     sized = copy.deepcopy(params)
@@ -245,19 +343,26 @@ def estimate(unit: str, params: dict, result: dict) -> dict:
     est = stage_estimate(stage, sized, models, a, nproc=1, lengths_mean=lengths,
                          lengths_max=lengths, batch_per_device=result["batch"])
     m = est["memory"]
-    return {
+    out = {
         "static": m["weights"] + m["grads"] + m["adamw"],
         "activations": m["activations"] + m["autocast_copies"],
         "peak": m["total"],
         "flops": est["flops_per_step"],
         "params": est["params"],
     }
+    if device == "cuda":  # the step time the plan's hours rest on (its MFU on its card)
+        out["step_s"] = est["flops_per_step"] / (a.mfu * CARDS[a.card]["bf16_tflops"] * 1e12)
+        out["mfu"] = a.mfu
+    return out
 
 
 def check_plan(params: dict, corpus: Path, units: list[str], batch: int, seconds: float,
-               timeout: float = 600.0) -> list[dict]:
-    """Measure the units in one fresh subprocess and set the plan's figures beside them."""
-    if not os.path.exists(CLEAR_REFS):
+               timeout: float = 600.0, device: str = "cpu") -> list[dict]:
+    """Measure the units in one fresh subprocess and set the plan's figures beside them.
+    device cuda: measured on the first GPU (`measure_cuda`), against the plan's GPU figures."""
+    if device not in ("cpu", "cuda"):
+        raise UserError(f"plan-check --device {device!r}: cpu or cuda")
+    if device == "cpu" and not os.path.exists(CLEAR_REFS):
         raise UserError(f"plan-check measures with {CLEAR_REFS} (Linux); not available here")
     if not Path(corpus).is_dir():
         raise UserError(f"{corpus}: not a directory (a LibriTTS-layout corpus for the dry run)")
@@ -267,8 +372,10 @@ def check_plan(params: dict, corpus: Path, units: list[str], batch: int, seconds
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "4096", "MALLOC_TRIM_THRESHOLD_": "0",
            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     results = []
+    if device == "cuda":  # CPU threads only build the batch; the allocator needs no glibc knobs
+        env = {**os.environ, "OMP_NUM_THREADS": "8"}
     spec = {"params": params, "units": list(units), "corpus": str(corpus), "batch": batch,
-            "seconds": seconds}
+            "seconds": seconds, "device": device}
     proc = subprocess.run([sys.executable, "-m", "e2etts.dryrun"], input=json.dumps(spec),
                           capture_output=True, text=True, env=env, timeout=timeout * len(units))
     if proc.returncode != 0:
@@ -278,7 +385,7 @@ def check_plan(params: dict, corpus: Path, units: list[str], batch: int, seconds
         result = json.loads(line)
         unit = result["unit"]
         result["n_speakers"] = n_speakers
-        result["estimated"] = estimate(unit, params, result)
+        result["estimated"] = estimate(unit, params, result, device)
         result["ratio"] = {k: result["measured"][k] / result["estimated"][k]
                            for k in ("static", "activations", "peak", "flops") if result["estimated"][k]}
         results.append(result)
@@ -315,6 +422,16 @@ def format_check(results: list[dict]) -> str:
             f"| {m['activations'] / 1e6:,.1f} / {e['activations'] / 1e6:,.1f} "
             f"| {m['peak'] / 1e6:,.0f} / {e['peak'] / 1e6:,.0f} ({r['ratio']['peak']:.2f}) "
             f"| {m['flops'] / 1e9:,.2f} / {e['flops'] / 1e9:,.2f} |")
+    timed = [r for r in results if "step_s" in r]
+    if timed:
+        lines += ["", f"On {timed[0]['device']} (bf16 matmul measured at "
+                  f"{timed[0]['matmul_bf16_tflops']:.0f} TFLOP/s):", "",
+                  "| unit | step s meas. / plan | TFLOP/s | MFU vs measured matmul / plan's MFU vs card |",
+                  "| --- | --- | --- | --- |"]
+        for r in timed:
+            e = r["estimated"]
+            lines.append(f"| {r['unit']} | {r['step_s']:.3f} / {e['step_s']:.3f} | {r['tflops']:.0f} "
+                         f"| {r['mfu_measured_peak']:.2f} / {e['mfu']:.2f} |")
     return "\n".join(lines)
 
 
@@ -325,6 +442,7 @@ if __name__ == "__main__":
     import gc
 
     spec = json.loads(sys.stdin.read())
+    measure_unit = measure_cuda if spec.get("device") == "cuda" else measure
     for unit in spec.pop("units"):
-        print(json.dumps(measure({**spec, "unit": unit})), flush=True)
+        print(json.dumps(measure_unit({**spec, "unit": unit})), flush=True)
         gc.collect()  # the unit's modules are gone before the next one's baseline

@@ -24,7 +24,7 @@ from torch import nn
 from . import checkpoint as ckpt_io
 from . import distributed as dist_util
 from .atomic import torch_save
-from .batching import make_batches
+from .batching import make_batches, to_device
 from .checkpoint import TrainState
 from .errors import UserError
 from .run_signature import run_signature
@@ -194,16 +194,6 @@ def pin(batch: Any) -> Any:
         return {k: pin(v) for k, v in batch.items()}
     if isinstance(batch, (list, tuple)):
         return type(batch)(pin(v) for v in batch)
-    return batch
-
-
-def to_device(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(v, device) for v in batch)
     return batch
 
 
@@ -529,7 +519,8 @@ class Trainer:
             final = torch.load(self.out_dir / ckpt_io.BEST, map_location="cpu", weights_only=False)
             torch_save(self.out_dir / ckpt_io.FINAL, final)
             print(f"[train] {self.task.kind}: selected step {best['step']} "
-                  f"({self.cfg.select_metric}={best['value']:.4f}) -> {self.out_dir / ckpt_io.FINAL}")
+                  f"({self.cfg.select_metric}={best['value']:.4f}, trained on {self.info.device}) "
+                  f"-> {self.out_dir / ckpt_io.FINAL}")
         dist_util.barrier(self.info)
         result = dict(best)
         dist_util.shutdown(self.info)

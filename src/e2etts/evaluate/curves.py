@@ -22,6 +22,7 @@ touches the training RNG stream (same seed -> same numbers with or without curve
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 
@@ -30,6 +31,7 @@ import pandas as pd
 import torch
 
 from ..audio import load_wav, log_mel
+from ..batching import device_of
 from ..errors import UserError
 from ..text import encode_text
 from ..tokenizer.model import SUBSAMPLE
@@ -101,6 +103,8 @@ class HeldOutProbe:
         """model: the LLM (TextToTokenLM) or flow (FlowMatchingDecoder) being trained ->
         {"dev_wer", "dev_sim", "dev_per", "probe_s"} over the dev list."""
         start = time.perf_counter()
+        if device_of(model).type != "cpu":  # synthesis runs on the CPU: a CPU copy of the weights
+            model = copy.deepcopy(model).cpu()
         refs, hyps, sims, phone_refs, phone_hyps = [], [], [], [], []
         for i, row in enumerate(self.items.itertuples()):
             wav = self._wav(model, row, i).float()

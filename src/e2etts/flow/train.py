@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..batching import iter_batches, pad
+from ..batching import device_of, iter_batches, pad
 from ..config import build
 from ..fsq import FSQ
 from ..tokens import TokenizedSet
@@ -60,9 +60,10 @@ class FlowTraining(nn.Module):
 
 def evaluate_flow(wrapper: FlowTraining, dev: TokenizedSet, batch_size: int = 16) -> dict:
     # A fixed generator makes the (stochastic) held-out loss comparable across evaluations.
-    g = torch.Generator().manual_seed(0)
+    device = device_of(wrapper)
+    g = torch.Generator(device).manual_seed(0)  # its draws are made on the model's device
     total, n = 0.0, 0
-    for batch in iter_batches(dev, batch_size, collate_mel_tokens):
+    for batch in iter_batches(dev, batch_size, collate_mel_tokens, device):
         loss, _ = wrapper(batch, generator=g)
         total += float(loss) * len(batch["mel"])
         n += len(batch["mel"])

@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..batching import iter_batches, pad
+from ..batching import device_of, iter_batches, pad
 from ..config import build
 from ..data.features import FeatureSet
 from ..errors import ConfigError, UserError
@@ -279,10 +279,11 @@ class JointE1(nn.Module):
 
 
 def evaluate_joint(model: JointE1, dev: FeatureSet, speakers: dict, batch_size: int = 16) -> dict:
-    g = torch.Generator().manual_seed(0)
+    device = device_of(model)
+    g = torch.Generator(device).manual_seed(0)  # its draws are made on the model's device
     sums = {"fm": 0.0, "ntp": 0.0, "rm": 0.0, "tok_ctc": 0.0}
     n, refs, hyps, tok_hyps, codes = 0, [], [], [], []
-    for batch in iter_batches(dev, batch_size, lambda items: collate_joint(items, speakers)):
+    for batch in iter_batches(dev, batch_size, lambda items: collate_joint(items, speakers), device):
         parts = model.losses(batch, generator=g)
         for k in sums:
             sums[k] += float(parts[k]) * len(batch["mel"])

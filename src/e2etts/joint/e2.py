@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..batching import iter_batches, pad
+from ..batching import device_of, iter_batches, pad
 from ..checkpoint import load_model_file
 from ..config import build
 from ..flow.model import FlowMatchingDecoder
@@ -146,11 +146,13 @@ class JointE2(nn.Module):
 
 
 def evaluate_e2(model: JointE2, dev: TokenizedSet, speakers: dict, batch_size: int = 16) -> dict:
-    g = torch.Generator().manual_seed(0)
+    device = device_of(model)
+    g = torch.Generator(device).manual_seed(0)  # its draws are made on the model's device
     sums: dict[str, float] = {}
     n = 0
     fmt = model.llm.format
-    for batch in iter_batches(dev, batch_size, lambda items: collate_e2(items, speakers, fmt, held_out=True)):
+    for batch in iter_batches(dev, batch_size, lambda items: collate_e2(items, speakers, fmt, held_out=True),
+                              device):
         parts = model.losses(batch, generator=g)
         parts["total"] = model.total(parts)
         for k, v in parts.items():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ..batching import iter_batches
+from ..batching import device_of, iter_batches
 from ..config import build
 from ..text import VOCAB_SIZE
 from ..tokens import TokenizedSet
@@ -28,7 +28,7 @@ def evaluate_llm(model: TextToTokenLM, dev, batch_size: int = 16) -> dict:
     AlignedSet for the interleaved format, split at fixed word starts)."""
     total_ce, total_acc, n = 0.0, 0.0, 0
     fmt = model.format
-    for batch in iter_batches(dev, batch_size, lambda items: fmt.collate(items, held_out=True)):
+    for batch in iter_batches(dev, batch_size, lambda items: fmt.collate(items, held_out=True), device_of(model)):
         ce, acc = fmt.loss(model, batch)
         weight = fmt.n_predicted(batch)
         total_ce += float(ce) * weight

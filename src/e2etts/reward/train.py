@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..batching import iter_batches, pad
+from ..batching import device_of, iter_batches, pad
 from ..config import build
 from ..fsq import FSQ
 from ..metrics import char_error_rate, speaker_index
@@ -53,7 +53,8 @@ class RewardTraining(nn.Module):
 
 def evaluate_reward(w: RewardTraining, dev: TokenizedSet, speakers: dict, batch_size: int = 32) -> dict:
     total, n, refs, hyps, correct, known = 0.0, 0, [], [], 0, 0
-    for batch in iter_batches(dev, batch_size, lambda items: collate_tokens_text_speaker(items, speakers)):
+    for batch in iter_batches(dev, batch_size, lambda items: collate_tokens_text_speaker(items, speakers),
+                              device_of(w)):
         vectors = w.fsq.indices_to_vectors(batch["tokens"])
         out = w.model(vectors, batch["token_lens"])
         loss, _ = w.model.loss(out, batch["token_lens"], batch["text"], batch["text_lens"],

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..batching import iter_batches, pad
+from ..batching import device_of, iter_batches, pad
 from ..config import build
 from ..data.features import FeatureSet
 from ..metrics import char_error_rate, codebook_stats
@@ -37,7 +37,7 @@ class TokenizerCTCTraining(nn.Module):
 
 def evaluate_tokenizer(model: SpeechTokenizer, dev: FeatureSet, batch_size: int = 16) -> dict:
     losses, refs, hyps, all_idx = [], [], [], []
-    for batch in iter_batches(dev, batch_size, collate_mel_text):
+    for batch in iter_batches(dev, batch_size, collate_mel_text, device_of(model)):
         out = model(batch["mel"], batch["mel_lens"])
         losses.append(float(model.ctc_loss(out, batch["text"], batch["text_lens"])))
         hyps += model.greedy_ctc_decode(out)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..audio import MelConfig, load_wav, log_mel
+from ..batching import device_of
 from ..config import build
 from ..train import TrainTask
 from .vocos import VocosConfig, VocosVocoder
@@ -54,7 +55,7 @@ class VocoderTraining(nn.Module):
 def evaluate_vocoder(model: VocosVocoder, dev: WavCrops, n: int = 32) -> dict:
     g_state = torch.get_rng_state()
     torch.manual_seed(0)  # fixed crops: comparable held-out loss across evaluations
-    wav = torch.stack([dev[i] for i in range(min(n, len(dev)))])
+    wav = torch.stack([dev[i] for i in range(min(n, len(dev)))]).to(device_of(model))
     torch.set_rng_state(g_state)
     total, parts = model.loss(log_mel(wav), wav)
     return {"dev_loss": float(total), **{f"dev_{k}": float(v) for k, v in parts.items()}}
