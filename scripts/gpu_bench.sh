@@ -24,8 +24,8 @@ mkdir -p "$out"
 repo=$PWD
 PY=python3
 [ -x .venv/bin/python ] && PY=$repo/.venv/bin/python
-if ! $PY -c "import soundfile" 2>/dev/null; then
-  [ -d .whl ] || { echo "gpu_bench: $PY lacks soundfile and there is no .whl/ (scripts/gpu_prepare.sh)"; exit 2; }
+if ! $PY -c "import soundfile, jsonschema, jiwer" 2>/dev/null; then
+  [ -d .whl ] || { echo "gpu_bench: $PY lacks soundfile, jsonschema or jiwer and there is no .whl/ (scripts/gpu_prepare.sh)"; exit 2; }
   $PY -m pip install -q --no-index --no-deps --no-compile --target /tmp/e2etts-site .whl/*.whl || exit 2
   export PYTHONPATH=/tmp/e2etts-site
 fi
@@ -34,30 +34,38 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$out/gpu.txt"
 status=0
 t0=$SECONDS
+steps=" ${*:-bench chain tests plan} "  # a subset by name: scripts/gpu_bench.sh chain tests
 
+if [[ $steps == *" bench "* ]]; then
 echo "== 1. bench (params.yaml sizes, batch 64)"
 $PY -m e2etts.bench --device cuda --batch 64 --threads 4 --out "$out/bench_cuda.json" || status=1
 echo "[$((SECONDS - t0)) s]"
 
+fi
+if [[ $steps == *" chain "* ]]; then
 echo "== 2. the smoke configuration's training chain on CUDA"
 if [ -f .gpu/train_chain.sh ]; then
   chain=$(mktemp -d)
   cp -r .gpu/data "$chain/data"
   ( cd "$chain" && e2etts() { $PY -m e2etts.cli "$@"; } && . "$repo/.gpu/train_chain.sh" ) \
-    > "$out/train_chain.log" 2>&1 || status=1
+    > "$out/train_chain.log" 2>&1 || { status=1; tail -20 "$out/train_chain.log"; }
   grep -h "selected step" "$chain"/logs/s1234/*/*.log | tee -a "$out/train_chain.log"
-  tail -5 "$out/train_chain.log"
 else
   echo "no .gpu/train_chain.sh: run scripts/gpu_prepare.sh where the set-up is"; status=1
 fi
 echo "[$((SECONDS - t0)) s]"
 
+fi
+if [[ $steps == *" tests "* ]]; then
 echo "== 3. CUDA tests"
-$PY -m pytest -q -p no:cacheprovider --noconftest tests/test_gpu.py 2>&1 | tail -25
-[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
-echo "== 4. plan-check on CUDA (scale sizes, batch 16 x 5.6 s)"
+$PY -m pytest -q -p no:cacheprovider --noconftest tests/test_gpu.py > "$out/tests.log" 2>&1 || status=1
+grep -E "^(FAILED|ERROR)|passed|failed" "$out/tests.log"
+fi
+if [[ $steps == *" plan "* ]]; then
+batch=${PLAN_BATCH:-16}  # utterances per step (the scale configuration's per-device batch)
+echo "== 4. plan-check on CUDA (scale sizes, batch $batch x 5.6 s)"
 work=$(mktemp -d)
-$PY - "$work/LibriTTS" <<'EOF'
+$PY - "$work/LibriTTS" "$batch" <<'EOF'
 import sys
 from pathlib import Path
 
@@ -66,7 +74,7 @@ import soundfile as sf
 
 root = Path(sys.argv[1])
 line = "A speaker reads a line of the test corpus, slowly and clearly, for the dry run here.\n"
-for i in range(16):  # 16 utterances of 8 speakers, 2 s tones (the dry run tiles them to 5.6 s)
+for i in range(int(sys.argv[2])):  # 8 speakers, 2 s tones (the dry run tiles them to 5.6 s)
     spk = str(100 + i % 8)
     stem = f"{spk}_198_{i:06d}_000001"
     wav = root / "train-clean-100" / spk / "198" / f"{stem}.wav"
@@ -76,13 +84,14 @@ for i in range(16):  # 16 utterances of 8 speakers, 2 s tones (the dry run tiles
     wav.with_name(stem + ".normalized.txt").write_text(line)
 EOF
 printf 'data:\n  text_frontend: chars\n' > "$work/chars.yaml"
-for units in "tokenizer llm flow reward" "joint_e2" "joint_e1"; do
+for units in ${PLAN_UNITS:-"tokenizer llm flow reward" "joint_e2" "joint_e1"}; do
   $PY -m e2etts.cli plan-check --params params.yaml \
     --configfile config/scale/libritts_gpu.yaml "$work/chars.yaml" --corpus "$work/LibriTTS" \
-    --units $units --batch 16 --seconds 5.6 --device cuda \
-    --json "$out/plan_check_$(echo "$units" | tr ' ' _).json" 2>&1 | grep -v Warning
+    --units $units --batch "$batch" --seconds 5.6 --device cuda \
+    --json "$out/plan_check_$(echo "$units" | tr ' ' _)_b$batch.json" 2>&1 | grep -v Warning
   echo "plan-check $units: exit ${PIPESTATUS[0]} [$((SECONDS - t0)) s]"
 done
 
+fi
 echo "gpu_bench: exit $status [$((SECONDS - t0)) s]"
 exit $status

@@ -84,7 +84,7 @@ def test_training_on_cuda_learns(tmp_path, component):
     task = _fixed_batch_task(component)
     first = task.evaluate(task.model.cuda())["dev_loss"]
     last = fit(_fixed_batch_task(component), _cfg(), tmp_path, seed=0)["value"]
-    assert last < 0.7 * first, (first, last)
+    assert last < 0.85 * first, (first, last)
 
 
 def test_deterministic_training_on_cuda_repeats_bit_for_bit_and_resumes(tmp_path):

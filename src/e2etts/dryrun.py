@@ -113,7 +113,6 @@ def build_unit(unit: str, params: dict, data: dict, device: str = "cpu"):
     token_lens = token_lengths(mel_lens)
     g = torch.Generator().manual_seed(0)
     tokens = torch.randint(0, tokenizer.fsq.codebook_size, (len(mel), int(token_lens.max())), generator=g)
-    vectors = tokenizer.fsq.indices_to_vectors(tokens)
     interleaved = llm.format.aligned  # the interleaved format: its units outnumber text + tokens
     # Speech tokens are random codes: memory and FLOPs depend on shapes, not on values.
     starts = [torch.from_numpy(uniform_starts(int(s), int(n))) for s, n in zip(token_lens, text_lens, strict=True)]
@@ -129,8 +128,9 @@ def build_unit(unit: str, params: dict, data: dict, device: str = "cpu"):
     if interleaved:
         shapes["units"] = int(llm_batch()["kinds"].shape[1])
     tokenizer, flow, llm, reward = (m.to(device) for m in (tokenizer, flow, llm, reward))
-    mel, mel_lens, text, text_lens, speaker, tokens, token_lens, vectors = to_device(
-        (mel, mel_lens, text, text_lens, speaker, tokens, token_lens, vectors), torch.device(device))
+    mel, mel_lens, text, text_lens, speaker, tokens, token_lens = to_device(
+        (mel, mel_lens, text, text_lens, speaker, tokens, token_lens), torch.device(device))
+    vectors = tokenizer.fsq.indices_to_vectors(tokens)
     if unit == "tokenizer":
         return tokenizer, lambda m: m.ctc_loss(m(mel, mel_lens), text, text_lens), shapes
     if unit == "llm":

@@ -200,7 +200,13 @@ class TextToTokenLM(nn.Module):
     def _ce_and_accuracy(logits: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """logits (B, N, C), targets (B, N) with -100 = no target -> (mean cross-entropy,
         accuracy over the positions with a target, no grad)."""
-        ce = F.cross_entropy(logits.float().transpose(1, 2), tgt, ignore_index=-100)
+        if logits.is_cuda:
+            # The same mean over flat positions: CUDA's 2-D NLL kernel has no deterministic
+            # implementation (train.deterministic refuses it); the CPU keeps the 2-D call,
+            # whose bits the committed checkpoints were trained with.
+            ce = F.cross_entropy(logits.float().flatten(0, 1), tgt.flatten(), ignore_index=-100)
+        else:
+            ce = F.cross_entropy(logits.float().transpose(1, 2), tgt, ignore_index=-100)
         with torch.no_grad():
             keep = tgt != -100
             acc = (logits.argmax(-1) == tgt)[keep].float().mean()
