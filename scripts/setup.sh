@@ -3,7 +3,7 @@
 # A stamp file keyed on the requirement files makes a second run with nothing to do ~instant.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-APT_PACKAGES="flite sox wordnet-base libsndfile1 chromium git"
+APT_PACKAGES="flite sox wordnet-base libsndfile1 chromium git libtcmalloc-minimal4"
 STAMP=.venv/.setup-stamp
 want_stamp=$(cat requirements.lock pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
 

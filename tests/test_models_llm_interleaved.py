@@ -198,3 +198,34 @@ def test_interleaved_kv_cache_matches_full_recompute():
         b = model.generate(text, prompt, max_new_tokens=30, n_target_text=4, use_kv_cache=False,
                            generator=torch.Generator().manual_seed(seed))
         assert a.tolist() == b.tolist() and len(a) >= 4
+
+
+def test_align_set_reads_tokens_and_text_without_building_items(tmp_path):
+    """align_set aligns from the set's tokens and text alone: an item of a TokenizedSet copies
+    its whole mel to float32 (1.4 GB over the default train split, kept by E2's job), so the
+    alignment must not build items; it gives what align_tokens gives for the same inputs."""
+    from types import SimpleNamespace
+
+    from e2etts.atomic import torch_save
+    from e2etts.llm.align import align_set, align_tokens
+    from e2etts.tokenizer.model import SpeechTokenizer, SpeechTokenizerConfig
+
+    cfg = SpeechTokenizerConfig(d_model=32, n_heads=2, encoder_layers=1, decoder_layers=1, fsq_levels=(5, 5, 4))
+    tokenizer = SpeechTokenizer(cfg).eval()
+    path = tmp_path / "tok.pt"
+    torch_save(path, {"kind": "tokenizer", "model": tokenizer.state_dict(), "config": cfg.__dict__, "step": 0})
+    g = torch.Generator().manual_seed(0)
+    tokens = [torch.randint(0, 100, (n,), generator=g) for n in (30, 12, 25)]
+    text = [torch.randint(1, 20, (n,), generator=g) for n in (8, 5, 9)]
+
+    class NoItems(SimpleNamespace):
+        def __len__(self):
+            return len(self.tokens)
+
+        def __getitem__(self, i):
+            raise AssertionError("align_set built an item")
+
+    data = NoItems(tokens=tokens, features=SimpleNamespace(text_ids=text), fsq_levels=(5, 5, 4))
+    aligned = align_set(data, path)
+    want, _ = align_tokens(tokenizer, tokens, text)
+    assert [a.tolist() for a in aligned.starts] == [w.tolist() for w in want]

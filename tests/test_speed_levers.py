@@ -2,6 +2,9 @@
 same bits as the code they replaced; the ones that change what is computed are off by
 default and, when set, change exactly that."""
 
+import os
+
+import pytest
 import torch
 
 from e2etts.flow.model import FlowMatchingConfig, FlowMatchingDecoder
@@ -111,3 +114,48 @@ def test_a_setting_left_at_none_keeps_the_run_signature_of_the_code_before_it():
     assert run_signature(task(today), model, train, 0) == run_signature(task(before), model, train, 0)
     assert run_signature(task({**today, "attention_dropout": 0.0}), model, train, 0) != \
         run_signature(task(before), model, train, 0)
+
+
+def test_e2_jobs_reexecute_under_tcmalloc_where_it_is_installed(tmp_path, monkeypatch):
+    """`e2etts train joint_e2` re-executes itself once with tcmalloc preloaded; no other
+    command does, nor one whose caller set LD_PRELOAD, nor the re-executed process itself."""
+    from e2etts import allocator
+
+    e2 = ["train", "joint_e2", "--section", "joint_e2_full"]
+    assert allocator.allocator_env(e2, {}, dirs=[tmp_path]) == {}  # not installed: glibc, as before
+    (tmp_path / allocator.LIBRARY).write_bytes(b"")
+    env = allocator.allocator_env(["-v", *e2], {"PATH": "/bin"}, dirs=[tmp_path / "missing", tmp_path])
+    assert env == {"LD_PRELOAD": str(tmp_path / allocator.LIBRARY), allocator.MARKER: allocator.LIBRARY}
+    for argv in (["train", "llm"], ["train", "flow"], ["score"], []):
+        assert allocator.allocator_env(argv, {}, dirs=[tmp_path]) == {}
+    assert allocator.allocator_env(e2, {"LD_PRELOAD": ""}, dirs=[tmp_path]) == {}
+    assert allocator.allocator_env(e2, {allocator.MARKER: allocator.LIBRARY}, dirs=[tmp_path]) == {}
+
+    calls = []
+    monkeypatch.setattr(allocator, "find_library", lambda dirs=(): tmp_path / allocator.LIBRARY)
+    monkeypatch.setattr(allocator.os, "execve", lambda *a: calls.append(a))
+    monkeypatch.delenv("LD_PRELOAD", raising=False)
+    monkeypatch.delenv(allocator.MARKER, raising=False)
+    allocator.reexec_with_allocator(["train", "llm"])
+    assert calls == []
+    allocator.reexec_with_allocator(e2)
+    (exe, args, environ), = calls
+    assert args[1:] == ["-m", "e2etts.cli", *e2]
+    assert environ["LD_PRELOAD"] == str(tmp_path / allocator.LIBRARY) and environ["PATH"] == os.environ["PATH"]
+
+
+def test_torch_runs_under_the_installed_tcmalloc():
+    """The library set-up installs loads under torch and computes the same numbers."""
+    import subprocess
+    import sys
+
+    from e2etts.allocator import find_library
+
+    library = find_library()
+    if library is None:
+        pytest.skip("libtcmalloc-minimal4 is not installed (scripts/setup.sh installs it)")
+    code = "import torch; torch.manual_seed(0); a = torch.randn(300, 300); print(float((a @ a).sum()))"
+    plain = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    tc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                        env={**os.environ, "LD_PRELOAD": str(library)})
+    assert tc.stdout == plain.stdout

@@ -629,6 +629,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # a command line, not a call from Python: it may re-execute itself
+        from .allocator import reexec_with_allocator
+
+        reexec_with_allocator(sys.argv[1:])
     pin_kernel_paths()
     fix_malloc_thresholds()
     parser = build_parser()

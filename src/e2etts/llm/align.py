@@ -113,8 +113,9 @@ def align_set(data: TokenizedSet, tokenizer_path: Path) -> AlignedSet:
     tokenizer = load_tokenizer(tokenizer_path)
     if tuple(tokenizer.cfg.fsq_levels) != tuple(data.fsq_levels):
         raise UserError(f"{tokenizer_path}: codebook {tokenizer.cfg.fsq_levels} is not the tokens' {data.fsq_levels}")
-    items = [data[i] for i in range(len(data))]
-    starts, n_fallback = align_tokens(tokenizer, [it["tokens"] for it in items], [it["text_ids"] for it in items])
+    # Tokens and text straight from the set: its items would each carry a float32 copy of the
+    # mel (1.4 GB over the default train split, which glibc then kept for E2's whole job).
+    starts, n_fallback = align_tokens(tokenizer, data.tokens, data.features.text_ids)
     if n_fallback:
-        print(f"[llm] {n_fallback} of {len(items)} items had no CTC path; their symbols got equal shares")
+        print(f"[llm] {n_fallback} of {len(data)} items had no CTC path; their symbols got equal shares")
     return AlignedSet(data, starts)

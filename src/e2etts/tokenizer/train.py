@@ -81,7 +81,7 @@ def extract_tokens(tokenizer: SpeechTokenizer, features: FeatureSet, out_path: P
             tokens[i] = idx[:n].clone()
     ordered = [tokens[i] for i in range(len(features))]
     payload = {
-        "utt_id": [features[i]["utt_id"] for i in range(len(features))],
+        "utt_id": list(features.utt_ids),  # not features[i]: each item copies its mel to float32
         "tokens": ordered,
         "fsq_levels": list(tokenizer.cfg.fsq_levels),
     }

@@ -1,0 +1,66 @@
+"""The memory allocator of E2's training jobs: tcmalloc where the machine has it.
+
+E2 (`e2etts train joint_e2`) is the one job of the pipeline whose resident memory passed
+4 GB under glibc's malloc (4.2-5.0 GB whole-job peaks): its batches change shape every step
+and glibc keeps the freed heap between them, so the resident set grows for hundreds of steps
+(docs/benchmarks.md, Speed levers). Under Google's tcmalloc (Debian's libtcmalloc-minimal4,
+which scripts/setup.sh installs) the same job peaks lower and its steps are no slower. An
+allocator changes no arithmetic: the job's checkpoints are the same bytes under both.
+
+LD_PRELOAD must be set before a process starts, so the command re-executes itself once
+with it (`reexec_with_allocator`); nothing in the command line changes, so Snakemake and DVC
+see the same job. Other commands keep glibc's malloc, whose thresholds cli.py fixes: no
+whole-job measurement says tcmalloc is as good for them (jemalloc looked better over 120
+steps and then let a flow job grow to 9.4 GB, docs/design-decisions.md).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+LIBRARY = "libtcmalloc_minimal.so.4"  # Debian's libtcmalloc-minimal4
+LIBRARY_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib")
+# `e2etts train <component>` commands that run under it.
+COMPONENTS = ("joint_e2",)
+# Set in the re-executed process, so that it does not re-execute again.
+MARKER = "E2ETTS_ALLOCATOR"
+
+
+def find_library(dirs: Iterable[str | Path] = LIBRARY_DIRS) -> Path | None:
+    """The first tcmalloc shared library in dirs, or None."""
+    for d in dirs:
+        path = Path(d) / LIBRARY
+        if path.is_file():
+            return path
+    return None
+
+
+def allocator_env(argv: list[str], environ: Mapping[str, str],
+                  dirs: Iterable[str | Path] = LIBRARY_DIRS) -> dict[str, str]:
+    """The variables to re-execute `e2etts argv` with: {} when the command is not one of
+    COMPONENTS' training runs, when the caller set LD_PRELOAD (the user's choice wins;
+    LD_PRELOAD= with an empty value keeps glibc's malloc), when this process is already the
+    re-executed one, or when tcmalloc is not installed (glibc's malloc, as before)."""
+    words = [a for a in argv if a not in ("-v", "--verbose")]  # the parser's one global option
+    if len(words) < 2 or words[0] != "train" or words[1] not in COMPONENTS:
+        return {}
+    if "LD_PRELOAD" in environ or MARKER in environ:
+        return {}
+    library = find_library(dirs)
+    if library is None:
+        return {}
+    return {"LD_PRELOAD": str(library), MARKER: LIBRARY}
+
+
+def reexec_with_allocator(argv: list[str]) -> None:
+    """Replace this process by `python -m e2etts.cli argv` under tcmalloc when
+    allocator_env says so (same PID, arguments and environment otherwise); else return."""
+    extra = allocator_env(argv, os.environ)
+    if not extra:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "e2etts.cli", *argv], {**os.environ, **extra})
