@@ -20,6 +20,7 @@ from e2etts.llm.model import TextToTokenLM, TextToTokenLMConfig
 from e2etts.text import VOCAB_SIZE
 from e2etts.tokenizer.model import SpeechTokenizer, SpeechTokenizerConfig
 from e2etts.train import TrainConfig, TrainTask, fit
+from toy_tasks import crash_at
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -94,18 +95,8 @@ def test_deterministic_training_on_cuda_repeats_bit_for_bit_and_resumes(tmp_path
     cfg = _cfg(deterministic=True)
     fit(_fixed_batch_task("llm"), cfg, tmp_path / "a", seed=0)
     fit(_fixed_batch_task("llm"), cfg, tmp_path / "b", seed=0)
-    task = _fixed_batch_task("llm")
-    original, calls = task.loss, {"n": 0}
-
-    def crashing(m, b):
-        calls["n"] += 1
-        if calls["n"] == 47:
-            raise KeyboardInterrupt("simulated kill")
-        return original(m, b)
-
-    task.loss = crashing
-    with pytest.raises(KeyboardInterrupt):
-        fit(task, cfg, tmp_path / "crash", seed=0)
+    with pytest.raises(KeyboardInterrupt):  # killed at step 47, after the step-40 checkpoint
+        fit(crash_at(_fixed_batch_task("llm"), 47), cfg, tmp_path / "crash", seed=0)
     fit(_fixed_batch_task("llm"), cfg, tmp_path / "crash", seed=0)
     wa, wb, wc = (_last(tmp_path / d) for d in ("a", "b", "crash"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)

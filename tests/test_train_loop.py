@@ -10,7 +10,7 @@ from e2etts import checkpoint
 from e2etts.batching import make_batches
 from e2etts.errors import UserError
 from e2etts.train import TrainConfig, TrainingDiverged, TrainTask, fit
-from toy_tasks import regression_task
+from toy_tasks import crash_at, regression_task
 
 
 def _toy_task(n=64, poison_step=None):
@@ -80,19 +80,8 @@ def test_loss_falls_and_final_checkpoint_written(tmp_path):
 def test_resume_after_crash_matches(tmp_path, monkeypatch):
     fit(_toy_task(), _cfg(), tmp_path / "full", seed=0)
     # Crash: the loss function raises at its 27th call (after the step-20 checkpoint).
-    task = _toy_task()
-    original = task.loss
-    count = {"n": 0}
-
-    def crashing(m, b):
-        count["n"] += 1
-        if count["n"] == 27:
-            raise KeyboardInterrupt("simulated kill")
-        return original(m, b)
-
-    task.loss = crashing
     with pytest.raises(KeyboardInterrupt):
-        fit(task, _cfg(), tmp_path / "crash", seed=0)
+        fit(crash_at(_toy_task(), 27), _cfg(), tmp_path / "crash", seed=0)
     assert not (tmp_path / "crash" / "final.pt").exists()
     assert torch.load(tmp_path / "crash" / "last.pt", weights_only=False)["step"] == 20
     fit(_toy_task(), _cfg(), tmp_path / "crash", seed=0)

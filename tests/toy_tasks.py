@@ -19,3 +19,17 @@ def regression_task(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dev_x: t
         evaluate=lambda m: {"dev_loss": float(nn.functional.mse_loss(m(dev_x), dev_y))},
         export=lambda m: {"model": m.state_dict(), "config": {}},
     )
+
+
+def crash_at(task: TrainTask, call: int) -> TrainTask:
+    """task whose loss raises KeyboardInterrupt (a killed job) at its `call`-th call."""
+    original, calls = task.loss, {"n": 0}
+
+    def crashing(m, b):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise KeyboardInterrupt("simulated kill")
+        return original(m, b)
+
+    task.loss = crashing
+    return task
