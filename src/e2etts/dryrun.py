@@ -163,6 +163,33 @@ def build_unit(unit: str, params: dict, data: dict, device: str = "cpu"):
     raise UserError(f"plan-check: unknown unit {unit!r} (one of {', '.join(UNITS)})")
 
 
+def training_step(model, loss_fn, optimizer, cfg, device_type: str, reset_peak, read_peak):
+    """train.fit's step for a measured unit -> step(phases=None). With a dict, the step
+    records the memory peak of its forward and of its backward (read_peak after reset_peak:
+    the resident set on the CPU, the caching allocator on a GPU)."""
+    import torch
+
+    def step(phases: dict | None = None) -> None:
+        # The same random draws every step (E1's prompt split, crops, dropout): the same
+        # shapes, so no step meets a kernel shape the warm-up did not.
+        torch.manual_seed(0)
+        if phases is not None:
+            reset_peak()
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            loss = loss_fn(model)
+        if phases is not None:
+            phases["forward_peak"] = read_peak()
+            reset_peak()
+        optimizer.zero_grad(set_to_none=True)  # after the forward, as train.fit does
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        if phases is not None:
+            phases["backward_peak"] = read_peak()
+
+    return step
+
+
 def measure(spec: dict) -> dict:
     """One unit, in this process: two steps measured as the module docstring says."""
     import gc
@@ -180,15 +207,13 @@ def measure(spec: dict) -> dict:
     cfg = TrainConfig(**train)
     data = load_batch(Path(spec["corpus"]), spec["batch"], spec["seconds"],
                       params["data"]["text_frontend"])
-    autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if cfg.precision == "bf16"
-                else torch.autocast("cpu", enabled=False))
     # Warm-up: the same unit, one step, then freed. The first use of each kernel at each
     # shape (oneDNN's JIT primitives, MKL and SDPA buffers, AdamW) maps code and workspace
     # for the process's life; without this it would land in the measured growth.
     model, loss_fn, _ = build_unit(unit, params, data)
     optimizer = make_optimizer(model, cfg)
     torch.manual_seed(0)
-    with autocast:
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
         loss = loss_fn(model)
     loss.backward()
     optimizer.step()
@@ -199,25 +224,7 @@ def measure(spec: dict) -> dict:
     model, loss_fn, shapes = build_unit(unit, params, data)
     model.train()
     optimizer = make_optimizer(model, cfg)
-
-    def step(phases: dict | None = None) -> None:
-        # The same random draws every step (E1's prompt split, crops, dropout): the same
-        # shapes, so no step meets a kernel shape the warm-up did not.
-        torch.manual_seed(0)
-        if phases is not None:
-            _reset_peak()
-        with autocast:
-            loss = loss_fn(model)
-        if phases is not None:
-            phases["forward_peak"] = _peak()
-            _reset_peak()
-        optimizer.zero_grad(set_to_none=True)  # after the forward, as train.fit does
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        if phases is not None:
-            phases["backward_peak"] = _peak()
-
+    step = training_step(model, loss_fn, optimizer, cfg, "cpu", _reset_peak, _peak)
     step()
     gc.collect()
     static = resident_bytes()
@@ -267,23 +274,9 @@ def measure_cuda(spec: dict) -> dict:
     model, loss_fn, shapes = build_unit(unit, params, data, "cuda")
     model = model.to(dev).train()  # E1's and E2's own buffers (their step counters) too
     optimizer = make_optimizer(model, cfg)
-
-    def step(phases: dict | None = None) -> None:
-        torch.manual_seed(0)
-        if phases is not None:
-            torch.cuda.reset_peak_memory_stats(dev)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-            loss = loss_fn(model)
-        if phases is not None:
-            phases["forward_peak"] = torch.cuda.max_memory_allocated(dev)
-            torch.cuda.reset_peak_memory_stats(dev)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        if phases is not None:
-            phases["backward_peak"] = torch.cuda.max_memory_allocated(dev)
-
+    step = training_step(model, loss_fn, optimizer, cfg, "cuda",
+                         lambda: torch.cuda.reset_peak_memory_stats(dev),
+                         lambda: torch.cuda.max_memory_allocated(dev))
     step()
     step()
     torch.cuda.synchronize(dev)
@@ -303,7 +296,7 @@ def measure_cuda(spec: dict) -> dict:
     step_s = statistics.median(seconds)
     peak_bf16 = matmul_peak(torch.bfloat16, dev) * 1e9
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    result = {
+    return {
         "unit": unit, "device": torch.cuda.get_device_name(dev), "shapes": shapes,
         "batch": spec["batch"], "precision": cfg.precision,
         "params": sum(p.numel() for p in model.parameters()), "trainable_params": trainable,
@@ -317,7 +310,6 @@ def measure_cuda(spec: dict) -> dict:
         "tflops": flops / step_s / 1e12, "matmul_bf16_tflops": peak_bf16 / 1e12,
         "mfu_measured_peak": flops / step_s / peak_bf16,
     }
-    return result
 
 
 # ---- the plan's side and the comparison ----------------------------------------------------
@@ -369,11 +361,12 @@ def check_plan(params: dict, corpus: Path, units: list[str], batch: int, seconds
     from .data.readers import read_libritts
 
     n_speakers = len(set(read_libritts(corpus).sort_values("utt_id").head(batch).speaker))
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "4096", "MALLOC_TRIM_THRESHOLD_": "0",
-           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    results = []
     if device == "cuda":  # CPU threads only build the batch; the allocator needs no glibc knobs
         env = {**os.environ, "OMP_NUM_THREADS": "8"}
+    else:
+        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "4096", "MALLOC_TRIM_THRESHOLD_": "0",
+               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    results = []
     spec = {"params": params, "units": list(units), "corpus": str(corpus), "batch": batch,
             "seconds": seconds, "device": device}
     proc = subprocess.run([sys.executable, "-m", "e2etts.dryrun"], input=json.dumps(spec),
