@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # GPU bench: one prepared command for a GPU machine (docs/scale.md, "Measured on a GPU").
 # Runs where python3 holds torch and nothing can be downloaded (this project's lent machines):
-# the package from src/ on PYTHONPATH, soundfile (with cffi, pycparser) from .whl/ when that
-# python lacks it, and the smoke features and training commands from .gpu/; make both with
+# the package from src/ on PYTHONPATH, soundfile, jsonschema and jiwer (with their
+# dependencies) from .whl/ when that python lacks them, and the smoke features and training commands from .gpu/; make both with
 # scripts/gpu_prepare.sh on a machine with the project's set-up, and carry them along.
 #   1. `e2etts.bench` on CUDA at params.yaml's sizes (batch 64): per-stage training
 #      throughput and MFU, synthesis RTF, KV-cache speed-up;

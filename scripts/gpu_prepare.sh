@@ -2,7 +2,8 @@
 # Prepares .gpu/ and .whl/ (both git-ignored) for scripts/gpu_bench.sh on a GPU machine that
 # has torch but no network, no flite and no Snakemake (this project's lent machines). Run it
 # here, after `make setup`, then carry .gpu and .whl to the GPU machine:
-#   - .whl/: soundfile with cffi and pycparser for Python 3.12 x86-64 (pip download);
+#   - .whl/: soundfile, jsonschema and jiwer with their dependencies for Python 3.12 x86-64
+#     (pip download);
 #   - .gpu/data/: the smoke configuration's features (the data rules, in a throw-away copy);
 #   - .gpu/train_chain.sh: the smoke configuration's training commands (every train,
 #     extract-tokens, export-components and checkpoint-copy job of `snakemake -n -p`, in the
@@ -14,12 +15,14 @@ export PATH="$PWD/.venv/bin:$PATH" DVC_NO_ANALYTICS=1
 grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
 grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude
 rm -rf .gpu && mkdir -p .gpu .whl
+# What the lent machines' python lacks that the package imports (gpu_bench.sh checks the
+# first three), with their own dependencies, pinned to this set-up's versions.
+wheels=$(python -c 'import importlib.metadata as m; print(" ".join(f"{n}=={m.version(n)}" for n in (
+    "soundfile", "cffi", "pycparser", "jsonschema", "jsonschema-specifications", "referencing",
+    "rpds-py", "jiwer", "rapidfuzz")))')
 python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-  --platform any -d .whl \
-  "soundfile==$(python -c 'import importlib.metadata as m; print(m.version("soundfile"))')" \
-  "cffi==$(python -c 'import importlib.metadata as m; print(m.version("cffi"))')" \
-  "pycparser==$(python -c 'import importlib.metadata as m; print(m.version("pycparser"))')"
+  --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+  --platform manylinux2014_x86_64 --platform any -d .whl $wheels
 work=$(mktemp -d -t e2etts-gpu-prep.XXXXXX)
 git ls-files -co --exclude-standard -z | xargs -0 -I{} cp --parents {} "$work"
 (
