@@ -116,9 +116,10 @@ def test_a_setting_left_at_none_keeps_the_run_signature_of_the_code_before_it():
         run_signature(task(before), model, train, 0)
 
 
-def test_e2_jobs_reexecute_under_tcmalloc_where_it_is_installed(tmp_path, monkeypatch):
-    """`e2etts train joint_e2` re-executes itself once with tcmalloc preloaded; no other
-    command does, nor one whose caller set LD_PRELOAD, nor the re-executed process itself."""
+def test_training_jobs_reexecute_under_tcmalloc_where_it_is_installed(tmp_path, monkeypatch):
+    """`e2etts train <task>` re-executes itself once with tcmalloc preloaded for the default
+    pipeline's training tasks; no other command does (nor the vocoder's training), nor one
+    whose caller set LD_PRELOAD, nor the re-executed process itself."""
     from e2etts import allocator
 
     e2 = ["train", "joint_e2", "--section", "joint_e2_full"]
@@ -126,7 +127,9 @@ def test_e2_jobs_reexecute_under_tcmalloc_where_it_is_installed(tmp_path, monkey
     (tmp_path / allocator.LIBRARY).write_bytes(b"")
     env = allocator.allocator_env(["-v", *e2], {"PATH": "/bin"}, dirs=[tmp_path / "missing", tmp_path])
     assert env == {"LD_PRELOAD": str(tmp_path / allocator.LIBRARY), allocator.MARKER: allocator.LIBRARY}
-    for argv in (["train", "llm"], ["train", "flow"], ["score"], []):
+    for task in ("tokenizer", "reward", "llm", "flow", "joint_e1"):
+        assert allocator.allocator_env(["train", task, "--params", "{}"], {}, dirs=[tmp_path]) == env
+    for argv in (["train", "vocoder"], ["score", "--items", "x"], ["synthesize"], ["train"], []):
         assert allocator.allocator_env(argv, {}, dirs=[tmp_path]) == {}
     assert allocator.allocator_env(e2, {"LD_PRELOAD": ""}, dirs=[tmp_path]) == {}
     assert allocator.allocator_env(e2, {allocator.MARKER: allocator.LIBRARY}, dirs=[tmp_path]) == {}
@@ -136,7 +139,7 @@ def test_e2_jobs_reexecute_under_tcmalloc_where_it_is_installed(tmp_path, monkey
     monkeypatch.setattr(allocator.os, "execve", lambda *a: calls.append(a))
     monkeypatch.delenv("LD_PRELOAD", raising=False)
     monkeypatch.delenv(allocator.MARKER, raising=False)
-    allocator.reexec_with_allocator(["train", "llm"])
+    allocator.reexec_with_allocator(["score", "--items", "x"])
     assert calls == []
     allocator.reexec_with_allocator(e2)
     (exe, args, environ), = calls

@@ -1,17 +1,18 @@
-"""The memory allocator of E2's training jobs: tcmalloc where the machine has it.
+"""The memory allocator of the pipeline's training jobs: tcmalloc where the machine has it.
 
-E2 (`e2etts train joint_e2`) is the one job of the pipeline whose resident memory passed
-4 GB under glibc's malloc (4.2-5.0 GB whole-job peaks): its batches change shape every step
-and glibc keeps the freed heap between them, so the resident set grows for hundreds of steps
+Training batches change shape every step and glibc's malloc keeps the freed heap between
+them, so a job's resident set grows for hundreds of steps: E2 (`e2etts train joint_e2`)
+peaked at 4.2-5.0 GB under it, the interleaved LLM's and E1's jobs at 3-4 GB
 (docs/benchmarks.md, Speed levers). Under Google's tcmalloc (Debian's libtcmalloc-minimal4,
-which scripts/setup.sh installs) the same job peaks lower and its steps are no slower. An
-allocator changes no arithmetic: the job's checkpoints are the same bytes under both.
+which scripts/setup.sh installs) the same jobs peak 0.1-2 GB lower and run 0.8-0.95x the
+time. An allocator changes no arithmetic: a job's checkpoints are the same bytes under both.
 
 LD_PRELOAD must be set before a process starts, so the command re-executes itself once
 with it (`reexec_with_allocator`); nothing in the command line changes, so Snakemake and DVC
-see the same job. Other commands keep glibc's malloc, whose thresholds cli.py fixes: no
-whole-job measurement says tcmalloc is as good for them (jemalloc looked better over 120
-steps and then let a flow job grow to 9.4 GB, docs/design-decisions.md).
+see the same job. The other commands (features, synthesis, scoring: each under 1.5 GB) and
+the optional vocoder's training (never measured under it) keep glibc's malloc, whose
+thresholds cli.py fixes. jemalloc is not used: it looked as good over 120 steps and then let
+a whole flow job grow to 9.4 GB (docs/design-decisions.md).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from pathlib import Path
 
 LIBRARY = "libtcmalloc_minimal.so.4"  # Debian's libtcmalloc-minimal4
 LIBRARY_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib")
-# `e2etts train <component>` commands that run under it.
-COMPONENTS = ("joint_e2",)
+# `e2etts train <task>` commands that run under it: every training job of the default pipeline.
+COMPONENTS = ("tokenizer", "reward", "llm", "flow", "joint_e1", "joint_e2")
 # Set in the re-executed process, so that it does not re-execute again.
 MARKER = "E2ETTS_ALLOCATOR"
 
