@@ -91,6 +91,22 @@ def test_asr_model_dir_is_a_local_judge_that_wins_over_the_packaged_one(flite_wa
     assert judge.transcribe(flite_wavs["slt", 0]) == tiny_judge.transcribe(flite_wavs["slt", 0])
 
 
+def test_transcript_cache_key_names_the_packaged_model_not_where_it_is_installed(wer_judge, tmp_path,
+                                                                                  monkeypatch):
+    """The cached transcripts are tracked in git: a clone that joins the packaged judge
+    somewhere else must find them under the same key (it once held the install path, so each
+    clone added a second copy of every transcript). A local directory keys by its path."""
+    from e2etts.evaluate.asr import WERJudge
+
+    monkeypatch.setenv("E2ETTS_JUDGE_CACHE", str(tmp_path / "elsewhere"))
+    moved = WERJudge(cpu_threads=1)  # joined again, under tmp_path
+    assert moved.model_dir != wer_judge.model_dir and str(tmp_path) in str(moved.model_dir)
+    assert moved.cache_key == wer_judge.cache_key
+    assert "packaged base" in moved.cache_key and "/" not in moved.cache_key
+    local = WERJudge(model_dir=moved.model_dir, cpu_threads=1)
+    assert local.cache_key != moved.cache_key and str(moved.model_dir.resolve()) in local.cache_key
+
+
 @pytest.mark.parametrize("batch_size", [2, 4])
 def test_batched_decoding_gives_the_per_clip_transcripts(flite_wavs, wer_judge, batch_size):
     """transcribe_batch is faster-whisper's per-clip transcribe(), item for item, in order,

@@ -119,8 +119,15 @@ class WERJudge:
         self.name = f"whisper-{label} (faster-whisper {compute_type}, beam {self.beam_size}{cap})"
         self.normalizer = NORMALIZER
         size = (path / "model.bin").stat().st_size
+        # A packaged judge is named by its pinned model file, not by where this checkout
+        # installed it: the cached transcripts (tracked in git) then serve every clone, and a
+        # clone elsewhere adds no second copy of them. A local directory is named by its path.
         # The batch size is not in the key: batched and per-clip decoding give the same text.
-        self.cache_key = f"{self.name}|{path.resolve()}|{size}"
+        if model_dir:
+            self.cache_key = f"{self.name}|{path.resolve()}|{size}"
+        else:
+            pinned = PACKAGED[label]
+            self.cache_key = f"{self.name}|packaged {label}|{size}|{pinned.sha256[:12] or pinned.size}"
         self._decoder = None
 
     @classmethod
