@@ -18,3 +18,13 @@ def test_bench_reports_all_figures(tmp_path):
     assert syn["kv_cache_speedup"] > 0 and syn["total_rtf_griffinlim"] > 0
     assert out["llm_10s"]["kv_cache_speedup"] > 0 and out["llm_10s"]["llm_kv_cache_rtf"] > 0
     assert out["peak_rss_mb"] > 0
+
+
+def test_matmul_peak_is_the_fastest_round(monkeypatch):
+    """A slow round (another job on the core) must not lower the peak the MFU divides by."""
+    import torch
+
+    times = iter([0.04, 0.01, 0.03])
+    monkeypatch.setattr(bench, "_timed", lambda fn, repeat: next(times))
+    peak = bench.matmul_peak(torch.float32, torch.device("cpu"), n=64, rounds=3)
+    assert peak == 2 * 64**3 / 0.01 / 1e9
