@@ -147,6 +147,24 @@ def test_training_jobs_reexecute_under_tcmalloc_where_it_is_installed(tmp_path, 
     assert environ["LD_PRELOAD"] == str(tmp_path / allocator.LIBRARY) and environ["PATH"] == os.environ["PATH"]
 
 
+def test_the_bench_reexecutes_under_tcmalloc_like_the_training_jobs(tmp_path, monkeypatch):
+    """`python -m e2etts.bench` times training steps under the allocator the jobs use; the
+    user's LD_PRELOAD (empty: glibc) wins, and the re-executed process does not loop."""
+    from e2etts import allocator
+
+    calls = []
+    monkeypatch.setattr(allocator, "find_library", lambda dirs=(): tmp_path / allocator.LIBRARY)
+    monkeypatch.setattr(allocator.os, "execve", lambda *a: calls.append(a))
+    monkeypatch.delenv("LD_PRELOAD", raising=False)
+    monkeypatch.delenv(allocator.MARKER, raising=False)
+    allocator.reexec_bench(["--threads", "1"])
+    (exe, args, environ), = calls
+    assert args[1:] == ["-m", "e2etts.bench", "--threads", "1"]
+    assert environ["LD_PRELOAD"] == str(tmp_path / allocator.LIBRARY)
+    for env in ({"LD_PRELOAD": ""}, {allocator.MARKER: allocator.LIBRARY}):
+        assert allocator.preload_env(env, dirs=[tmp_path]) == {}
+
+
 def test_torch_runs_under_the_installed_tcmalloc():
     """The library set-up installs loads under torch and computes the same numbers."""
     import subprocess

@@ -9,7 +9,8 @@ time. An allocator changes no arithmetic: a job's checkpoints are the same bytes
 
 LD_PRELOAD must be set before a process starts, so the command re-executes itself once
 with it (`reexec_with_allocator`); nothing in the command line changes, so Snakemake and DVC
-see the same job. The other commands (features, synthesis, scoring: each under 1.5 GB) and
+see the same job. The bench (`python -m e2etts.bench`) re-executes itself the same way, so
+it times training steps as the jobs run them. The other commands (features, synthesis, scoring: each under 1.5 GB) and
 the optional vocoder's training (never measured under it) keep glibc's malloc, whose
 thresholds cli.py fixes. jemalloc is not used: it looked as good over 120 steps and then let
 a whole flow job grow to 9.4 GB (docs/design-decisions.md).
@@ -39,15 +40,11 @@ def find_library(dirs: Iterable[str | Path] = LIBRARY_DIRS) -> Path | None:
     return None
 
 
-def allocator_env(argv: list[str], environ: Mapping[str, str],
-                  dirs: Iterable[str | Path] = LIBRARY_DIRS) -> dict[str, str]:
-    """The variables to re-execute `e2etts argv` with: {} when the command is not one of
-    COMPONENTS' training runs, when the caller set LD_PRELOAD (the user's choice wins;
-    LD_PRELOAD= with an empty value keeps glibc's malloc), when this process is already the
-    re-executed one, or when tcmalloc is not installed (glibc's malloc, as before)."""
-    words = [a for a in argv if a not in ("-v", "--verbose")]  # the parser's one global option
-    if len(words) < 2 or words[0] != "train" or words[1] not in COMPONENTS:
-        return {}
+def preload_env(environ: Mapping[str, str], dirs: Iterable[str | Path] = LIBRARY_DIRS) -> dict[str, str]:
+    """The variables that put a process under tcmalloc: {} when the caller set LD_PRELOAD
+    (the user's choice wins; LD_PRELOAD= with an empty value keeps glibc's malloc), when this
+    process is already the re-executed one, or when tcmalloc is not installed (glibc's
+    malloc, as before)."""
     if "LD_PRELOAD" in environ or MARKER in environ:
         return {}
     library = find_library(dirs)
@@ -56,12 +53,32 @@ def allocator_env(argv: list[str], environ: Mapping[str, str],
     return {"LD_PRELOAD": str(library), MARKER: LIBRARY}
 
 
-def reexec_with_allocator(argv: list[str]) -> None:
-    """Replace this process by `python -m e2etts.cli argv` under tcmalloc when
-    allocator_env says so (same PID, arguments and environment otherwise); else return."""
-    extra = allocator_env(argv, os.environ)
+def allocator_env(argv: list[str], environ: Mapping[str, str],
+                  dirs: Iterable[str | Path] = LIBRARY_DIRS) -> dict[str, str]:
+    """The variables to re-execute `e2etts argv` with: preload_env's for one of COMPONENTS'
+    training runs, {} for every other command."""
+    words = [a for a in argv if a not in ("-v", "--verbose")]  # the parser's one global option
+    if len(words) < 2 or words[0] != "train" or words[1] not in COMPONENTS:
+        return {}
+    return preload_env(environ, dirs)
+
+
+def reexec(module: str, argv: list[str], extra: Mapping[str, str]) -> None:
+    """Replace this process by `python -m module argv` with extra set in its environment (same
+    PID, arguments and environment otherwise); return when extra is empty."""
     if not extra:
         return
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, "-m", "e2etts.cli", *argv], {**os.environ, **extra})
+    os.execve(sys.executable, [sys.executable, "-m", module, *argv], {**os.environ, **extra})
+
+
+def reexec_with_allocator(argv: list[str]) -> None:
+    """`e2etts argv` under tcmalloc when allocator_env says so; else return."""
+    reexec("e2etts.cli", argv, allocator_env(argv, os.environ))
+
+
+def reexec_bench(argv: list[str]) -> None:
+    """`python -m e2etts.bench argv` under tcmalloc, as the training jobs whose steps it
+    times run (preload_env decides); else return."""
+    reexec("e2etts.bench", argv, preload_env(os.environ))

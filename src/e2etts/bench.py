@@ -8,6 +8,9 @@
   LLM's KV-cache speed-up again for 10 s of speech
 - peak resident memory of the process
 
+Run as a command, it re-executes itself under tcmalloc where set-up installed it, as the
+training jobs run (`e2etts/allocator.py`); `LD_PRELOAD=` keeps glibc's malloc.
+
 Models are randomly initialized: speed does not depend on the weights.
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import sys
 import time
 
 import torch
@@ -186,6 +190,9 @@ def run(params_path: str = "params.yaml", threads: int = 1, repeat: int = 3,
 
 
 def main() -> None:
+    from .allocator import reexec_bench
+
+    reexec_bench(sys.argv[1:])  # time the steps under the training jobs' allocator
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--threads", type=int, default=1)
