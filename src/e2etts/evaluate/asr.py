@@ -123,11 +123,8 @@ class WERJudge:
         # installed it: the cached transcripts (tracked in git) then serve every clone, and a
         # clone elsewhere adds no second copy of them. A local directory is named by its path.
         # The batch size is not in the key: batched and per-clip decoding give the same text.
-        if model_dir:
-            self.cache_key = f"{self.name}|{path.resolve()}|{size}"
-        else:
-            pinned = PACKAGED[label]
-            self.cache_key = f"{self.name}|packaged {label}|{size}|{pinned.sha256[:12] or pinned.size}"
+        model_id = path.resolve() if model_dir else f"packaged {label} {PACKAGED[label].sha256[:12]}".rstrip()
+        self.cache_key = f"{self.name}|{model_id}|{size}"
         self._decoder = None
 
     @classmethod
