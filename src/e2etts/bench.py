@@ -2,7 +2,11 @@
 
 - matmul peak (fp32, bf16) of this machine, the reference for model-FLOPs utilization
 - training throughput per stage (mel frames/s) at the params.yaml model sizes, and MFU
-  (model FLOPs ~ 6 x parameters x tokens processed, a standard estimate)
+  two ways: `mfu` counts each weight layer's matmul FLOPs over the rows it actually ran on
+  in the step (`weight_flops`: 3 x the forward's, attention scores excluded); `mfu_6nd` is
+  the shortcut of earlier tables, 6 x all parameters x nominal positions (text + speech
+  tokens for the LLM, which runs one more unit per text symbol in the interleaved format;
+  mel frames for the flow, whose token encoder runs at a quarter of that rate)
 - synthesis cost per stage: LLM decoding with and without the KV cache (and the speed-up),
   one flow-matching Euler step, the vocoder; as real-time factors for 3 s of speech; the
   LLM's KV-cache speed-up again for 10 s of speech
@@ -38,6 +42,37 @@ def matmul_peak(dtype: torch.dtype, device: torch.device, n: int = 1024, repeat:
     b = torch.randn(n, n, dtype=dtype, device=device)
     seconds = min(_timed(lambda: a @ b, repeat) for _ in range(rounds))
     return 2 * n**3 / seconds / 1e9
+
+
+def weight_flops(model: torch.nn.Module, forward) -> int:
+    """Matmul FLOPs of one call of ``forward()`` in ``model``'s weight layers, counted on
+    the shapes they ran on: 2 x in x out per row for each `nn.Linear`, 2 x (in / groups) x
+    kernel x out per output frame for each `nn.Conv1d`. Embedding lookups, attention scores
+    and element-wise work count nothing. A training step costs 3x this (the forward, then
+    the gradients of the inputs and of the weights)."""
+    total = 0
+
+    def linear(module, inputs, output):
+        nonlocal total
+        total += 2 * module.in_features * output.numel()
+
+    def conv(module, inputs, output):
+        nonlocal total
+        per_out = module.in_channels // module.groups * module.kernel_size[0]
+        total += 2 * per_out * output.numel()
+
+    hooks = [
+        m.register_forward_hook(linear if isinstance(m, torch.nn.Linear) else conv)
+        for m in model.modules()
+        if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d))
+    ]
+    try:
+        with torch.no_grad():
+            forward()
+    finally:
+        for h in hooks:
+            h.remove()
+    return total
 
 
 def _sync() -> None:
@@ -125,13 +160,15 @@ def run(params_path: str = "params.yaml", threads: int = 1, repeat: int = 3,
     for name, (model, loss_fn, mel_frames, positions) in stages.items():
         seconds = _timed(_train_step(model, loss_fn, precision[name], dev), repeat)
         n_params = sum(p.numel() for p in model.parameters())
-        flops = 6 * n_params * positions / seconds
+        step_flops = 3 * weight_flops(model, loss_fn)
         peak = peak16 if precision[name] == "bf16" else peak32
         out["train"][name] = {
             "params_m": n_params / 1e6,
             "step_s": seconds,
             "mel_frames_per_s": mel_frames / seconds,
-            "mfu": flops / (peak * 1e9),
+            "step_gflop": step_flops / 1e9,
+            "mfu": step_flops / seconds / (peak * 1e9),
+            "mfu_6nd": 6 * n_params * positions / seconds / (peak * 1e9),
             "precision": precision[name],
         }
 
