@@ -38,6 +38,38 @@ def test_one_cached_query_without_a_mask_matches_the_full_causal_pass():
     torch.testing.assert_close(last[0, 0], full[0, 8], rtol=0, atol=1e-6)
 
 
+def test_all_valid_keys_drop_the_mask_and_keep_every_bit(monkeypatch):
+    """A non-causal pass whose keys are all real (one synthesized item; a flow batch of full
+    crops) runs without a mask; the output and every gradient are the bits of the explicit
+    all-True mask it used to build. One padded key still gets a mask."""
+    from e2etts import nn as nn_mod
+
+    valid = torch.ones(2, 11, dtype=torch.bool)
+    assert nn_mod.build_attn_mask(valid, False, 11, 11, torch.device("cpu")) is None
+    padded = valid.clone()
+    padded[1, 10] = False
+    assert nn_mod.build_attn_mask(padded, False, 11, 11, torch.device("cpu")) is not None
+    assert nn_mod.build_attn_mask(valid, True, 11, 11, torch.device("cpu")) is not None
+
+    def explicit(valid, causal, T_q, T_k, device):  # the mask as built before the lever
+        k_pos = torch.arange(T_k)[None, :]
+        q_pos = torch.arange(T_k - T_q, T_k)[:, None]
+        return (valid[:, None, None, :]) | (k_pos == q_pos)[None, None]
+
+    def run():
+        torch.manual_seed(0)
+        model = Transformer(64, 4, 2)
+        x = torch.randn(2, 11, 64, requires_grad=True)
+        y, _ = model(x, valid)
+        y.square().sum().backward()
+        return [y.detach(), x.grad] + [p.grad for p in model.parameters()]
+
+    new = run()
+    monkeypatch.setattr(nn_mod, "build_attn_mask", explicit)
+    old = run()
+    assert all(torch.equal(a, b) for a, b in zip(new, old, strict=True))
+
+
 def test_attention_dropout_is_its_own_setting():
     cfg = dict(d_model=32, n_layers=1, n_heads=2, fsq_levels=(5, 5, 4), dropout=0.3)
     default = TextToTokenLM(TextToTokenLMConfig(**cfg))

@@ -198,6 +198,11 @@ def build_attn_mask(
     row, whose softmax would be NaN, and NaN would leak through 0 * NaN into valid rows of
     the next layer. Valid queries are unaffected (they attend to themselves anyway).
     """
+    if valid is not None and not causal and bool(valid.all()):
+        # Every key is real (one synthesized item, a flow batch of full crops): no mask. The
+        # scores are the same bits (the kernel adds 0.0 where a mask allows), and SDPA
+        # neither converts a (B, 1, T, T) mask per layer nor adds it per score.
+        valid = None
     if valid is None and (not causal or T_q == 1):
         return None  # nothing to hide (one causal query is the last position: it sees all)
     q_pos = torch.arange(T_k - T_q, T_k, device=device)[:, None]
