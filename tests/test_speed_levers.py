@@ -150,7 +150,8 @@ def test_a_setting_left_at_none_keeps_the_run_signature_of_the_code_before_it():
 
 def test_training_jobs_reexecute_under_tcmalloc_where_it_is_installed(tmp_path, monkeypatch):
     """`e2etts train <task>` re-executes itself once with tcmalloc preloaded for the default
-    pipeline's training tasks; no other command does (nor the vocoder's training), nor one
+    pipeline's training tasks, and so do synthesis and scoring; no other command does (nor
+    the vocoder's training), nor one
     whose caller set LD_PRELOAD, nor the re-executed process itself."""
     from e2etts import allocator
 
@@ -161,7 +162,9 @@ def test_training_jobs_reexecute_under_tcmalloc_where_it_is_installed(tmp_path, 
     assert env == {"LD_PRELOAD": str(tmp_path / allocator.LIBRARY), allocator.MARKER: allocator.LIBRARY}
     for task in ("tokenizer", "reward", "llm", "flow", "joint_e1"):
         assert allocator.allocator_env(["train", task, "--params", "{}"], {}, dirs=[tmp_path]) == env
-    for argv in (["train", "vocoder"], ["score", "--items", "x"], ["synthesize"], ["train"], []):
+    for argv in (["score", "--items", "x"], ["synthesize", "--system", "s"], ["topline", "resynth"]):
+        assert allocator.allocator_env(argv, {}, dirs=[tmp_path]) == env
+    for argv in (["train", "vocoder"], ["extract-tokens"], ["prepare-corpus"], ["train"], []):
         assert allocator.allocator_env(argv, {}, dirs=[tmp_path]) == {}
     assert allocator.allocator_env(e2, {"LD_PRELOAD": ""}, dirs=[tmp_path]) == {}
     assert allocator.allocator_env(e2, {allocator.MARKER: allocator.LIBRARY}, dirs=[tmp_path]) == {}
@@ -171,7 +174,7 @@ def test_training_jobs_reexecute_under_tcmalloc_where_it_is_installed(tmp_path, 
     monkeypatch.setattr(allocator.os, "execve", lambda *a: calls.append(a))
     monkeypatch.delenv("LD_PRELOAD", raising=False)
     monkeypatch.delenv(allocator.MARKER, raising=False)
-    allocator.reexec_with_allocator(["score", "--items", "x"])
+    allocator.reexec_with_allocator(["summarize", "--out", "x"])
     assert calls == []
     allocator.reexec_with_allocator(e2)
     (exe, args, environ), = calls

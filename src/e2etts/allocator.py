@@ -1,4 +1,5 @@
-"""The memory allocator of the pipeline's training jobs: tcmalloc where the machine has it.
+"""The memory allocator of the pipeline's training, synthesis and scoring jobs: tcmalloc
+where the machine has it.
 
 Training batches change shape every step and glibc's malloc keeps the freed heap between
 them, so a job's resident set grows for hundreds of steps: E2 (`e2etts train joint_e2`)
@@ -10,9 +11,10 @@ time. An allocator changes no arithmetic: a job's checkpoints are the same bytes
 LD_PRELOAD must be set before a process starts, so the command re-executes itself once
 with it (`reexec_with_allocator`); nothing in the command line changes, so Snakemake and DVC
 see the same job. The bench (`python -m e2etts.bench`) re-executes itself the same way, so
-it times training steps as the jobs run them. The other commands (features, synthesis, scoring: each under 1.5 GB) and
-the optional vocoder's training (never measured under it) keep glibc's malloc, whose
-thresholds cli.py fixes. jemalloc is not used: it looked as good over 120 steps and then let
+it times training steps as the jobs run them. Synthesis, token resynthesis and scoring run
+under it too: the same wav and transcript bytes at 0.95x (synthesis) and 0.81x (scoring) the
+time. The other commands (corpus, features, tokens, summaries) and the optional vocoder's
+training (none measured under it) keep glibc's malloc, whose thresholds cli.py fixes. jemalloc is not used: it looked as good over 120 steps and then let
 a whole flow job grow to 9.4 GB (docs/design-decisions.md).
 """
 
@@ -27,6 +29,8 @@ LIBRARY = "libtcmalloc_minimal.so.4"  # Debian's libtcmalloc-minimal4
 LIBRARY_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib")
 # `e2etts train <task>` commands that run under it: every training job of the default pipeline.
 COMPONENTS = ("tokenizer", "reward", "llm", "flow", "joint_e1", "joint_e2")
+# Other `e2etts <command>`s that run under it: every system's synthesis and scoring.
+COMMANDS = ("synthesize", "topline", "score")
 # Set in the re-executed process, so that it does not re-execute again.
 MARKER = "E2ETTS_ALLOCATOR"
 
@@ -56,9 +60,10 @@ def preload_env(environ: Mapping[str, str], dirs: Iterable[str | Path] = LIBRARY
 def allocator_env(argv: list[str], environ: Mapping[str, str],
                   dirs: Iterable[str | Path] = LIBRARY_DIRS) -> dict[str, str]:
     """The variables to re-execute `e2etts argv` with: preload_env's for one of COMPONENTS'
-    training runs, {} for every other command."""
+    training runs and for COMMANDS, {} for every other command."""
     words = [a for a in argv if a not in ("-v", "--verbose")]  # the parser's one global option
-    if len(words) < 2 or words[0] != "train" or words[1] not in COMPONENTS:
+    training = len(words) >= 2 and words[0] == "train" and words[1] in COMPONENTS
+    if not (training or (words and words[0] in COMMANDS)):
         return {}
     return preload_env(environ, dirs)
 
