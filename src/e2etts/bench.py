@@ -2,8 +2,8 @@
 
 - matmul peak (fp32, bf16) of this machine, the reference for model-FLOPs utilization
 - training throughput per stage (mel frames/s) at the params.yaml model sizes, and MFU
-  two ways: `mfu` counts each weight layer's matmul FLOPs over the rows it actually ran on
-  in the step (`weight_flops`: 3 x the forward's, attention scores excluded); `mfu_6nd` is
+  two ways: `mfu` counts each parameter at the rate it runs (the planner's dense count,
+  `plan.flops_per_utterance`, for the bench's batch; attention scores excluded); `mfu_6nd` is
   the shortcut of earlier tables, 6 x all parameters x nominal positions (text + speech
   tokens for the LLM, which runs one more unit per text symbol in the interleaved format;
   mel frames for the flow, whose token encoder runs at a quarter of that rate)
@@ -44,37 +44,6 @@ def matmul_peak(dtype: torch.dtype, device: torch.device, n: int = 1024, repeat:
     return 2 * n**3 / seconds / 1e9
 
 
-def weight_flops(model: torch.nn.Module, forward) -> int:
-    """Matmul FLOPs of one call of ``forward()`` in ``model``'s weight layers, counted on
-    the shapes they ran on: 2 x in x out per row for each `nn.Linear`, 2 x (in / groups) x
-    kernel x out per output frame for each `nn.Conv1d`. Embedding lookups, attention scores
-    and element-wise work count nothing. A training step costs 3x this (the forward, then
-    the gradients of the inputs and of the weights)."""
-    total = 0
-
-    def linear(module, inputs, output):
-        nonlocal total
-        total += 2 * module.in_features * output.numel()
-
-    def conv(module, inputs, output):
-        nonlocal total
-        per_out = module.in_channels // module.groups * module.kernel_size[0]
-        total += 2 * per_out * output.numel()
-
-    hooks = [
-        m.register_forward_hook(linear if isinstance(m, torch.nn.Linear) else conv)
-        for m in model.modules()
-        if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d))
-    ]
-    try:
-        with torch.no_grad():
-            forward()
-    finally:
-        for h in hooks:
-            h.remove()
-    return total
-
-
 def _sync() -> None:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -110,6 +79,7 @@ def run(params_path: str = "params.yaml", threads: int = 1, repeat: int = 3,
     from .distributed import pick_device
     from .flow.model import FlowMatchingConfig, FlowMatchingDecoder
     from .llm.model import TextToTokenLM, TextToTokenLMConfig
+    from .plan import Lengths, flops_per_utterance
     from .text import VOCAB_SIZE
     from .tokenizer.model import SpeechTokenizer, SpeechTokenizerConfig
     from .vocoder.griffinlim import griffin_lim
@@ -156,11 +126,15 @@ def run(params_path: str = "params.yaml", threads: int = 1, repeat: int = 3,
                                            vectors[:, :crop], torch.full((B,), crop, device=dev)), B * 4 * crop, B * 4 * crop),
     }
     precision = {k: params[k]["train"]["precision"] for k in stages}
+    # One bench item at every rate the planner counts: the LLM runs all its interleaved
+    # units (text, one symbol per character, speech tokens, the end), the flow its crop.
+    lengths = Lengths(mel=frames, tokens=tokens, text=chars, units=llm_batch["kinds"].shape[1],
+                      flow_tokens=crop)
     out["train"] = {}
     for name, (model, loss_fn, mel_frames, positions) in stages.items():
         seconds = _timed(_train_step(model, loss_fn, precision[name], dev), repeat)
         n_params = sum(p.numel() for p in model.parameters())
-        step_flops = 3 * weight_flops(model, loss_fn)
+        step_flops = B * flops_per_utterance(name, model, lengths, "train")["dense"]
         peak = peak16 if precision[name] == "bf16" else peak32
         out["train"][name] = {
             "params_m": n_params / 1e6,
