@@ -151,8 +151,8 @@ def test_a_setting_left_at_none_keeps_the_run_signature_of_the_code_before_it():
 def test_training_jobs_reexecute_under_tcmalloc_where_it_is_installed(tmp_path, monkeypatch):
     """`e2etts train <task>` re-executes itself once with tcmalloc preloaded for the default
     pipeline's training tasks, and so do synthesis and scoring; no other command does (nor
-    the vocoder's training), nor one
-    whose caller set LD_PRELOAD, nor the re-executed process itself."""
+    the vocoder's training), nor one whose caller set LD_PRELOAD, nor the re-executed
+    process itself."""
     from e2etts import allocator
 
     e2 = ["train", "joint_e2", "--section", "joint_e2_full"]

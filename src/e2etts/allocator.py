@@ -14,8 +14,9 @@ see the same job. The bench (`python -m e2etts.bench`) re-executes itself the sa
 it times training steps as the jobs run them. Synthesis, token resynthesis and scoring run
 under it too: the same wav and transcript bytes at 0.95x (synthesis) and 0.81x (scoring) the
 time. The other commands (corpus, features, tokens, summaries) and the optional vocoder's
-training (none measured under it) keep glibc's malloc, whose thresholds cli.py fixes. jemalloc is not used: it looked as good over 120 steps and then let
-a whole flow job grow to 9.4 GB (docs/design-decisions.md).
+training (none measured under it) keep glibc's malloc, whose thresholds cli.py fixes.
+jemalloc is not used: it looked as good over 120 steps and then let a whole flow job grow
+to 9.4 GB (docs/design-decisions.md).
 """
 
 from __future__ import annotations
