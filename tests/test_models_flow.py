@@ -176,3 +176,54 @@ def test_frame_encoder_lets_the_prior_change_within_a_token():
             mu = model.prior_proj(model.encode_tokens(batch[2], batch[3]))  # (B, 4T', n_mels)
         within = (mu[0].reshape(10, 4, -1) - mu[0].reshape(10, 4, -1).mean(1, keepdim=True)).abs().max()
         assert (float(within) < 1e-5) == expect_flat, (layers, float(within))
+
+
+def test_euler_steps_uniform_and_swayed_grids():
+    from e2etts.flow.model import euler_steps
+
+    # sway 0: the uniform grid as the solver always computed it (t = start + i * dt).
+    dt = 1.0 / 6
+    assert euler_steps(6) == [(i * dt, dt) for i in range(6)]
+    assert euler_steps(4, start_t=0.5) == [(0.5 + i * 0.125, 0.125) for i in range(4)]
+    # sway -1: t = 1 - cos(pi u / 2); steps short near the noise, long near the data.
+    steps = euler_steps(3, sway=-1.0)
+    times = [t for t, _ in steps] + [steps[-1][0] + steps[-1][1]]
+    assert times == pytest.approx([0.0, 0.1340, 0.5, 1.0], abs=1e-4)
+    sizes = [d for _, d in steps]
+    assert sizes[0] < sizes[1] < sizes[2]
+    # sway +1 bends the other way; every grid spans [start_t, 1] and is monotone.
+    for n, start, sway in ((3, 0.0, 1.0), (5, 0.3, -1.0), (2, 0.0, -0.5), (7, 0.2, 0.4)):
+        steps = euler_steps(n, start_t=start, sway=sway)
+        assert steps[0][0] == start and all(d > 0 for _, d in steps)
+        assert steps[-1][0] + steps[-1][1] == pytest.approx(1.0, abs=1e-12)
+    assert euler_steps(3, sway=1.0)[0][1] > 1 / 3  # +1: long first step
+    for bad in (-1.5, 1.01):
+        with pytest.raises(ValueError, match="sway"):
+            euler_steps(3, sway=bad)
+
+
+def test_sway_sets_the_times_the_estimator_is_asked_at():
+    from e2etts.flow.model import euler_steps
+
+    model = _tiny()
+    model.out_proj.weight.data.normal_(0, 0.1)
+    tokens = torch.randn(1, 10, 3).tanh()
+    prompt = torch.randn(1, 13, 16) - 4.0
+    asked = []
+    velocity = model.velocity
+
+    def spy(x, t, *args):
+        asked.append(round(float(t[0]), 6))
+        return velocity(x, t, *args)
+
+    model.velocity = spy
+    outs = {}
+    for sway in (0.0, -1.0):
+        asked.clear()
+        outs[sway] = model.sample(tokens, prompt, n_steps=3, cfg_strength=0.7, sway=sway,
+                                  generator=torch.Generator().manual_seed(4))
+        assert asked == [round(t, 6) for t, _ in euler_steps(3, sway=sway)]
+    default = model.sample(tokens, prompt, n_steps=3, cfg_strength=0.7,
+                           generator=torch.Generator().manual_seed(4))
+    assert torch.equal(default, outs[0.0])  # sway 0 is the default
+    assert not torch.allclose(outs[-1.0], outs[0.0])  # the grid moves the sample

@@ -215,3 +215,17 @@ def test_torch_runs_under_the_installed_tcmalloc():
     tc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                         env={**os.environ, "LD_PRELOAD": str(library)})
     assert tc.stdout == plain.stdout
+
+
+def test_the_systems_sway_reaches_the_flow():
+    system = _tiny_system(None)
+    system.cfg.sway = -0.75
+    seen = {}
+
+    def sample(vectors, mel, **kw):
+        seen.update(kw)
+        return torch.zeros(1, 4 * vectors.shape[1] - mel.shape[1], 80)
+
+    system.flow.sample = sample
+    system.decode(torch.randn(8, 80), torch.randint(0, 100, (6,)), None)
+    assert seen["sway"] == -0.75 and seen["n_steps"] == 2

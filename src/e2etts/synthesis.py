@@ -44,6 +44,7 @@ class SynthesisConfig:
     cfg_strength: float = 0.7
     noise_scale: float = 1.0
     start_t: float = 0.0  # > 0: start the flow on the path between noise and its prior mu
+    sway: float = 0.0  # the Euler steps' time grid (flow.model.euler_steps); 0: uniform
     # The flow's canvas holds only the last this-many seconds of the prompt (None: all of
     # it). The flow's cost grows with its canvas (attention quadratically), and the prompt is
     # about half of a test item's canvas; the LLM still reads the whole prompt.
@@ -234,6 +235,7 @@ class System:
         return self.flow.sample(
             vectors, prompt_mel[None], n_steps=self.cfg.n_steps, cfg_strength=self.cfg.cfg_strength,
             generator=generator, noise_scale=self.cfg.noise_scale, start_t=self.cfg.start_t,
+            sway=self.cfg.sway,
         )[0]
 
     def text_ids(self, prompt_text: str, text: str) -> tuple[torch.Tensor, int]:
