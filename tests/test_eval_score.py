@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from e2etts.audio import save_wav
+from e2etts.errors import UserError
 from e2etts.evaluate.score import score_system, summarize
 from e2etts.evaluate.stats import paired_bootstrap_pvalue
 
@@ -229,3 +230,31 @@ def test_summarize_over_seeds_tests_the_seed_not_one_lucky_run():
                                               per["cascade"][100]["errors"], words, n=1000)
     assert first_seed_only < 0.05 and lucky["p_wer_lower_than_cascade"] > 0.2
     assert out["e2e_full"]["wer_rank"] == 1
+
+
+def test_summarize_refuses_to_pool_seeds_decoded_differently():
+    """A claim assembled over sessions: a seed synthesized on another grid is a different
+    recipe; the row names the seeds and the setting instead of averaging them."""
+    rng = np.random.default_rng(5)
+    words = rng.integers(5, 15, size=50)
+    runs = _seed_runs(rng, words, [0.2, 0.2, 0.2], 0.6)
+    metrics = {"e2e_full": {s: m for s, (m, _) in runs.items()}}
+    per = {"e2e_full": {s: t for s, (_, t) in runs.items()}}
+    # written before the settings were recorded: they pool with each other, as before
+    assert summarize(metrics, per, n_boot=10)["e2e_full"]["seeds"] == [100, 101, 102]
+    grid = {"synthesis": {"n_steps": 3, "sway": -1.0}, "vocoder": {"type": "griffinlim", "iters": 32}}
+    for m in metrics["e2e_full"].values():
+        m["decoding"] = json.loads(json.dumps(grid))
+    out = summarize(metrics, per, n_boot=10)["e2e_full"]
+    assert out["seeds"] == [100, 101, 102] and out["decoding"] == grid
+    metrics["e2e_full"][101]["decoding"]["synthesis"]["n_steps"] = 6
+    with pytest.raises(UserError, match=r"e2e_full: .*s100/e2e_full.json: synthesis.n_steps=3.*"
+                                        r"s101/e2e_full.json: synthesis.n_steps=6"):
+        summarize(metrics, per, n_boot=10)
+    metrics["e2e_full"][101]["decoding"]["synthesis"]["n_steps"] = 3
+    del metrics["e2e_full"][102]["decoding"]
+    with pytest.raises(UserError, match=r"s102/e2e_full.json: decoding not recorded"):
+        summarize(metrics, per, n_boot=10)
+    # one seed alone is never a mix
+    assert summarize({"e2e_full": {102: metrics["e2e_full"][102]}}, {"e2e_full": {102: per["e2e_full"][102]}},
+                     n_boot=10)["e2e_full"]["seeds"] == [102]

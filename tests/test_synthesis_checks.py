@@ -111,6 +111,9 @@ def test_too_short_output_is_an_error_single_and_counted_in_batch(project, tmp_p
     assert code == 0 and "warning: tiny: 1 of 1 outputs are shorter" in err
     stats = json.loads((tmp_path / "batch" / "synthesis.json").read_text())
     assert stats["n_too_short"] == 1 and stats["too_short_items"] == ["i1"]
+    # The settings the audio was decoded with travel beside it (summarize compares seeds).
+    assert stats["decoding"]["synthesis"]["n_steps"] == System(system).cfg.n_steps
+    assert stats["decoding"]["vocoder"] == {"type": "griffinlim", "iters": 2}
 
 
 @pytest.mark.parametrize("text", ["...", " ?! ", "-,;:"])

@@ -279,6 +279,7 @@ def cmd_synthesize(args) -> None:
             "vocoder_s": sum(r["vocoder_s"] for r in rows),
             "n_too_short": len(too_short),
             "too_short_items": too_short,
+            "decoding": system.decoding,
         }
         write_json(out_dir / "synthesis.json", stats)
         print(f"{system.name}: {len(rows)} items, RTF {stats['rtf']:.3f}")
@@ -327,7 +328,7 @@ def cmd_topline(args) -> None:
         from .synthesis import make_vocoder, vocoder_spec
 
         spec = vocoder_spec(load_params(args.params)["vocoder"], args.vocoder)
-        toplines.vocoded(items, make_vocoder(spec), out_dir)
+        toplines.vocoded(items, make_vocoder(spec), out_dir, spec)
     else:
         from .synthesis import System
 
@@ -357,6 +358,8 @@ def cmd_score(args) -> None:
     per_utt, metrics = score_system(
         items, wav_dir, args.system, wer_judge, sim_judge, synth.get("rtf"), cache_path=cache
     )
+    if "decoding" in synth:  # absent from outputs written before it was recorded
+        metrics["decoding"] = synth["decoding"]
     write_tsv(args.per_utt, per_utt)
     write_json(args.metrics, metrics)
     print(json.dumps(metrics, indent=1))

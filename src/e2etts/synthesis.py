@@ -13,7 +13,7 @@ import json
 import math
 import re
 import time
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -191,6 +191,14 @@ class System:
         system.tokenizer, system.llm, system.flow, system.vocoder = tokenizer, llm, flow, vocoder
         system.cfg = cfg
         return system
+
+    @property
+    def decoding(self) -> dict:
+        """The settings this system turns tokens and text into audio with (synthesis,
+        synthesis_checks and vocoder), recorded beside its outputs: two runs of the same
+        models under different settings are different recipes (evaluate.score.summarize
+        refuses to pool their seeds)."""
+        return {"synthesis": asdict(self.cfg), "vocoder": self.spec.get("vocoder")}
 
     @torch.no_grad()
     def prompt_features(self, prompt_wav: str | Path) -> tuple[torch.Tensor, torch.Tensor]:

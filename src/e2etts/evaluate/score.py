@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..atomic import file_digest, write_json
 from ..audio import load_wav
-from ..errors import DataError
+from ..errors import DataError, UserError
 from .asr import utterance_errors, utterance_hits
 from .normalize import NORMALIZER, normalize_for_wer
 from .stats import (
@@ -233,6 +233,42 @@ SEED_MEAN_KEYS = ("wer", "wer_utt_mean", "sim", "wer_seen", "wer_unseen", "sim_s
 BASELINES = ("cascade", "cascade_matched")
 
 
+def _flatten(d: dict | None, prefix: str = "") -> dict:
+    out = {}
+    for key, value in (d or {}).items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _check_one_decoding(name: str, runs: dict) -> None:
+    """A row pools its training seeds only when every seed was synthesized with the same
+    settings (the metrics' `decoding`, which `e2etts score` copies from synthesis.json): a
+    claim assembled over several sessions must not average a seed decoded one way with a
+    seed decoded another. Files written before `decoding` was recorded pool only with each
+    other. -> None, or UserError naming the row, the seeds and the settings that differ."""
+    if len(runs) < 2:
+        return
+    recorded = {seed: m.get("decoding") for seed, m in runs.items()}
+    if len({json.dumps(d, sort_keys=True) for d in recorded.values()}) == 1:
+        return
+    flat = {seed: _flatten(d) for seed, d in recorded.items()}
+    keys = sorted(set().union(*flat.values()))
+    differ = [k for k in keys if len({json.dumps(f.get(k, "not recorded")) for f in flat.values()}) > 1]
+    where = "; ".join(
+        f"s{seed}/{name}.json: " + (", ".join(f"{k}={flat[seed].get(k, 'not recorded')}" for k in differ)
+                                   if recorded[seed] is not None else "decoding not recorded")
+        for seed in runs
+    )
+    raise UserError(
+        f"{name}: its training seeds were synthesized with different settings ({where}); "
+        "pooling them would mix two recipes. Re-synthesize and score the odd seeds "
+        "(make claim-seed SEED=...) or summarize one setting's seeds"
+    )
+
+
 def _seed_row(runs: dict, tables: dict, n_boot: int, seed: int) -> dict:
     """One summary row from a system's runs ({training seed or None: metrics}) and their
     per-utterance tables. One run: its metrics as scored. Several: the seed mean of each
@@ -313,6 +349,8 @@ def summarize(
       and items; small = this row is reliably better), ``delta_wer_vs_<b>`` (seed means)
       with ``delta_wer_vs_<b>_ci95``, ``delta_sim_vs_<b>`` and ``n_paired`` (items).
     """
+    for name, runs in system_metrics.items():
+        _check_one_decoding(name, runs)
     summary: dict[str, dict] = {}
     gt_vocoded = system_metrics.get("gt_vocoded")
     threshold = None

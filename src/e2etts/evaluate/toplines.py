@@ -15,12 +15,13 @@ from ..atomic import write_json
 from ..audio import load_wav, log_mel, save_wav
 
 
-def _finish(out_dir: Path, name: str, n: int, audio_s: float, synth_s: float) -> None:
-    write_json(
-        out_dir / "synthesis.json",
-        {"system": name, "n_items": n, "audio_s": audio_s, "synth_s": synth_s,
-         "rtf": synth_s / max(audio_s, 1e-6) if synth_s else None},
-    )
+def _finish(out_dir: Path, name: str, n: int, audio_s: float, synth_s: float,
+            decoding: dict | None = None) -> None:
+    stats = {"system": name, "n_items": n, "audio_s": audio_s, "synth_s": synth_s,
+             "rtf": synth_s / max(audio_s, 1e-6) if synth_s else None}
+    if decoding is not None:
+        stats["decoding"] = decoding
+    write_json(out_dir / "synthesis.json", stats)
 
 
 def ground_truth(items: pd.DataFrame, out_dir: Path) -> None:
@@ -34,8 +35,8 @@ def ground_truth(items: pd.DataFrame, out_dir: Path) -> None:
 
 
 @torch.no_grad()
-def vocoded(items: pd.DataFrame, vocoder, out_dir: Path) -> None:
-    """Ground-truth mel -> the shared vocoder."""
+def vocoded(items: pd.DataFrame, vocoder, out_dir: Path, spec: dict | None = None) -> None:
+    """Ground-truth mel -> the shared vocoder (spec: its settings, recorded)."""
     audio, spent = 0.0, 0.0
     for row in items.itertuples():
         mel = log_mel(load_wav(row.target_wav))
@@ -44,7 +45,8 @@ def vocoded(items: pd.DataFrame, vocoder, out_dir: Path) -> None:
         spent += time.perf_counter() - t
         save_wav(out_dir / f"{row.item_id}.wav", wav)
         audio += wav.numel() / 16000
-    _finish(out_dir, "gt_vocoded", len(items), audio, spent)
+    _finish(out_dir, "gt_vocoded", len(items), audio, spent,
+            None if spec is None else {"vocoder": spec})
 
 
 @torch.no_grad()
@@ -58,4 +60,4 @@ def resynthesize(items: pd.DataFrame, system, out_dir: Path, name: str, seed: in
         spent += time.perf_counter() - t
         save_wav(out_dir / f"{row.item_id}.wav", wav)
         audio += wav.numel() / 16000
-    _finish(out_dir, name, len(items), audio, spent)
+    _finish(out_dir, name, len(items), audio, spent, system.decoding)
