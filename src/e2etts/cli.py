@@ -325,10 +325,10 @@ def cmd_topline(args) -> None:
         toplines.ground_truth(items, out_dir)
     elif args.kind == "gt_vocoded":
         from .config import load_params
-        from .synthesis import make_vocoder, vocoder_spec
+        from .synthesis import decoding_settings, make_vocoder, vocoder_spec
 
         spec = vocoder_spec(load_params(args.params)["vocoder"], args.vocoder)
-        toplines.vocoded(items, make_vocoder(spec), out_dir, spec)
+        toplines.vocoded(items, make_vocoder(spec), out_dir, decoding_settings(spec))
     else:
         from .synthesis import System
 

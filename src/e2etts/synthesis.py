@@ -73,6 +73,18 @@ def vocoder_spec(section: dict, vocos_path: str | None) -> dict:
     return {"type": "griffinlim", "iters": section["griffinlim_iters"]}
 
 
+def decoding_settings(vocoder: dict | None, cfg: SynthesisConfig | None = None) -> dict:
+    """The settings audio was decoded with, recorded beside it (synthesis.json, then each
+    metrics file): the synthesis and synthesis_checks fields (cfg; None for vocoded ground
+    truth) and the vocoder's spec. Two runs of the same models under different settings are
+    different recipes (evaluate.score.summarize refuses to pool their seeds). A trained
+    vocoder's `path` is left out: where its weights sit differs between two clones of one run,
+    and which weights they are is a model, recorded no more than the LLM's or the flow's."""
+    out = {} if cfg is None else {"synthesis": asdict(cfg)}
+    out["vocoder"] = None if vocoder is None else {k: v for k, v in vocoder.items() if k != "path"}
+    return out
+
+
 def make_vocoder(spec: dict):
     """spec {"type": "griffinlim", "iters": n} | {"type": "vocos", "path": final.pt}
     -> callable log-mel (T, 80) -> wav (samples,)."""
@@ -194,11 +206,8 @@ class System:
 
     @property
     def decoding(self) -> dict:
-        """The settings this system turns tokens and text into audio with (synthesis,
-        synthesis_checks and vocoder), recorded beside its outputs: two runs of the same
-        models under different settings are different recipes (evaluate.score.summarize
-        refuses to pool their seeds)."""
-        return {"synthesis": asdict(self.cfg), "vocoder": self.spec.get("vocoder")}
+        """The settings this system turns tokens and text into audio with (`decoding_settings`)."""
+        return decoding_settings(self.spec.get("vocoder"), self.cfg)
 
     @torch.no_grad()
     def prompt_features(self, prompt_wav: str | Path) -> tuple[torch.Tensor, torch.Tensor]:

@@ -35,8 +35,8 @@ def ground_truth(items: pd.DataFrame, out_dir: Path) -> None:
 
 
 @torch.no_grad()
-def vocoded(items: pd.DataFrame, vocoder, out_dir: Path, spec: dict | None = None) -> None:
-    """Ground-truth mel -> the shared vocoder (spec: its settings, recorded)."""
+def vocoded(items: pd.DataFrame, vocoder, out_dir: Path, decoding: dict | None = None) -> None:
+    """Ground-truth mel -> the shared vocoder (decoding: its settings, recorded)."""
     audio, spent = 0.0, 0.0
     for row in items.itertuples():
         mel = log_mel(load_wav(row.target_wav))
@@ -45,8 +45,7 @@ def vocoded(items: pd.DataFrame, vocoder, out_dir: Path, spec: dict | None = Non
         spent += time.perf_counter() - t
         save_wav(out_dir / f"{row.item_id}.wav", wav)
         audio += wav.numel() / 16000
-    _finish(out_dir, "gt_vocoded", len(items), audio, spent,
-            None if spec is None else {"vocoder": spec})
+    _finish(out_dir, "gt_vocoded", len(items), audio, spent, decoding)
 
 
 @torch.no_grad()
