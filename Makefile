@@ -22,9 +22,15 @@ claim: setup
 
 ## One seed of the claim, trained, synthesized and scored (SEED=2345): the claim one
 ## session at a time; its per-item scores in results/metrics/systems/s<seed>/ are committed.
+## The seed's scoring and token-statistics jobs are forced: in a fresh clone the committed
+## scores have no Snakemake record, so they would pass for up to date and hide a change of
+## params or code (the models behind them are not in git). Forcing them makes Snakemake build
+## the missing models, wavs and tokens they read; in a resumed workspace only the scoring
+## repeats (the judges' transcript caches make that cheap).
+CLAIM_SEED_FORCED := score_seeded token_stats
 claim-seed: setup
 	@test -n "$(SEED)" || { echo "make claim-seed: give SEED=<one of config/claim.yaml's seeds>"; exit 2; }
-	snakemake --profile workflow/profiles/default scores_s$(SEED) --configfile config/claim.yaml --cores $(CORES)
+	snakemake --profile workflow/profiles/default scores_s$(SEED) --forcerun $(CLAIM_SEED_FORCED) --configfile config/claim.yaml --cores $(CORES)
 
 ## The claim's summary from the scored rows present (committed or just made), retraining
 ## nothing: only the summarize rule may run.
