@@ -103,6 +103,33 @@ def test_one_seed_is_trained_and_scored_alone(two_seeds):
     assert jobs["token_stats"] == 2 and "results/metrics/tokens/s7/tokens_e2e_tok.json" in out
 
 
+def test_claim_seed_retrains_a_seed_whose_scores_are_committed(tmp_path):
+    """`make claim-seed` in a fresh clone, where the seed's per-item scores and token
+    statistics are committed but nothing Snakemake recorded is: the scores are not taken as
+    up to date (they may come from an earlier recipe); the seed is trained, synthesized and
+    scored again. The command is the Makefile's own, run dry."""
+    repo = copy_repo(tmp_path / "repo")
+    seeded = ("cascade", "cascade_matched", "e2e_tok", "e2e_fm", "e2e_full", "resynth_cascade", "resynth_e2e_tok")
+    present = [f"results/metrics/systems/s2345/{n}.{ext}" for n in seeded for ext in ("json", "tsv")]
+    present += [f"results/metrics/tokens/s2345/tokens_{t}.json" for t in ("cascade", "e2e_tok")]
+    for path in present:  # as committed (whatever their content)
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        if not (repo / path).exists():
+            (repo / path).write_text("{}")
+    printed = run(["make", "-n", "claim-seed", "SEED=2345"], repo).stdout
+    snakemake = next(line for line in printed.splitlines() if line.startswith("snakemake "))
+    out = run([*snakemake.split(), "-n"], repo).stdout
+    jobs = _jobs(out)
+    assert jobs["train_tokenizer"] == 1 and jobs["train_joint_e2"] == 2 and jobs["train_matched_llm"] == 1
+    assert jobs["score_seeded"] == 7 and jobs["token_stats"] == 2
+    # without the forced jobs, the committed files would hide the whole seed
+    words = snakemake.split()
+    start = words.index("--forcerun")
+    end = next(j for j in range(start + 1, len(words)) if words[j].startswith("--"))
+    plain = words[:start] + words[end:]
+    assert "Nothing to be done" in run([*plain, "-n"], repo).stdout
+
+
 def test_claim_summary_from_scored_rows_retrains_nothing(two_seeds, tmp_path):
     """`make claim-summary`: with every row's metrics and per-item scores present (as
     committed) and no checkpoint, only the summarize rule runs, over both seeds' rows."""
