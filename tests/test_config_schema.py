@@ -42,7 +42,7 @@ DATACLASSES = {
     RewardObjective: (["$defs/reward_objective"], set()),
     JointE1Config: (["$defs/joint_e1_objective"], set()),
     JointE2Config: (["$defs/joint_e2_objective"], set()),
-    TrainConfig: (["$defs/train"], {"probe_every"}),  # set from curves.every_steps
+    TrainConfig: (["$defs/train"], {"snapshot_every"}),  # set from curves.every_steps
     SynthesisConfig: (["properties/synthesis", "properties/synthesis_checks"], set()),
 }
 # params path -> the dataclass built from it (the sections that $ref the defs above)

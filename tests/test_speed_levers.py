@@ -150,9 +150,9 @@ def test_a_setting_left_at_none_keeps_the_run_signature_of_the_code_before_it():
 
 def test_training_jobs_reexecute_under_tcmalloc_where_it_is_installed(tmp_path, monkeypatch):
     """`e2etts train <task>` re-executes itself once with tcmalloc preloaded for the default
-    pipeline's training tasks, and so do synthesis and scoring; no other command does (nor
-    the vocoder's training), nor one whose caller set LD_PRELOAD, nor the re-executed
-    process itself."""
+    pipeline's training tasks, and so do synthesis, scoring and the learning-curve probes;
+    no other command does (nor the vocoder's training), nor one whose caller set LD_PRELOAD,
+    nor the re-executed process itself."""
     from e2etts import allocator
 
     e2 = ["train", "joint_e2", "--section", "joint_e2_full"]
@@ -162,7 +162,8 @@ def test_training_jobs_reexecute_under_tcmalloc_where_it_is_installed(tmp_path, 
     assert env == {"LD_PRELOAD": str(tmp_path / allocator.LIBRARY), allocator.MARKER: allocator.LIBRARY}
     for task in ("tokenizer", "reward", "llm", "flow", "joint_e1"):
         assert allocator.allocator_env(["train", task, "--params", "{}"], {}, dirs=[tmp_path]) == env
-    for argv in (["score", "--items", "x"], ["synthesize", "--system", "s"], ["topline", "resynth"]):
+    for argv in (["score", "--items", "x"], ["synthesize", "--system", "s"], ["topline", "resynth"],
+                 ["learning-curve", "llm"]):
         assert allocator.allocator_env(argv, {}, dirs=[tmp_path]) == env
     for argv in (["train", "vocoder"], ["extract-tokens"], ["prepare-corpus"], ["train"], []):
         assert allocator.allocator_env(argv, {}, dirs=[tmp_path]) == {}

@@ -169,31 +169,56 @@ def test_memorization_guard_stops_a_model_that_memorizes(tmp_path):
     assert float(dev[-1]["train_loss"]) < float(dev[0]["train_loss"])
 
 
-def test_probe_runs_on_schedule_outside_the_clock_and_rng(tmp_path):
-    calls = []
-
-    def probe(m):
-        torch.rand(5)  # a probe that draws random numbers must not shift training
-        calls.append(1)
-        return {"dev_wer": 1.0 / (len(calls))}
+def test_snapshots_on_schedule_outside_the_clock_and_rng(tmp_path):
+    """snapshot_every: the weights at step 0, every N steps and the end, exported like
+    final.pt into the checkpoint directory, listed with the training minutes in the log
+    directory; training itself is the same bits with or without them."""
+    from e2etts.evaluate.curves import snapshot_rows
 
     plain = tmp_path / "plain"
     fit(_toy_task(), _cfg(), plain, seed=0)
-    task = _toy_task()
-    task.probe = probe
-    probed = tmp_path / "probed"
-    fit(task, _cfg(probe_every=20), probed, seed=0)
-    assert len(calls) == 3  # step 0, 20, 40
-    with open(probed / "curve_log.tsv") as fh:
-        curve = list(csv.DictReader(fh, delimiter="\t"))
-    assert [r["step"] for r in curve] == ["0", "20", "40"]
-    assert float(curve[0]["train_min"]) < 0.01  # nothing trained yet
-    minutes = [float(r["train_min"]) for r in curve]
+    snapped, logs = tmp_path / "snapped", tmp_path / "logs"
+    fit(_toy_task(), _cfg(snapshot_every=20), snapped, seed=0, log_dir=logs)
+    rows = snapshot_rows(snapped, logs)
+    assert [r["step"] for r in rows] == [0, 20, 40]
+    assert rows[0]["train_min"] < 0.01  # nothing trained yet
+    minutes = [r["train_min"] for r in rows]
     assert minutes == sorted(minutes)
-    assert [float(r["dev_wer"]) for r in curve] == pytest.approx([1.0, 0.5, 1.0 / 3], rel=1e-5)
-    # Same seed -> the same training numbers with or without the probe.
-    assert _rows(plain / "train_log.tsv") == _rows(probed / "train_log.tsv")
-    assert _rows(plain / "dev_log.tsv") == _rows(probed / "dev_log.tsv")
+    last = torch.load(rows[-1]["path"], weights_only=False)
+    final = torch.load(snapped / "final.pt", weights_only=False)
+    assert last["step"] == 40 and last["kind"] == final["kind"]
+    trained = torch.load(plain / "last.pt", weights_only=False)  # saved at the end, step 40
+    assert trained["step"] == 40
+    assert all(torch.equal(last["model"][k], v) for k, v in trained["model"].items())
+    first = torch.load(rows[0]["path"], weights_only=False)["model"]
+    assert not all(torch.equal(first[k], v) for k, v in last["model"].items())  # it trained
+    # Same seed -> the same training numbers and checkpoints with or without snapshots.
+    assert _rows(plain / "train_log.tsv") == _rows(logs / "train_log.tsv")
+    assert _rows(plain / "dev_log.tsv") == _rows(logs / "dev_log.tsv")
+    assert (plain / "final.pt").read_bytes() == (snapped / "final.pt").read_bytes()
+    resumable = torch.load(snapped / "last.pt", weights_only=False)  # its settings differ, its state not
+    assert resumable["signature"] == trained["signature"]
+    # A fresh run in the same directory starts its curve again (another run's points go).
+    (snapped / "snapshots" / "step_0000020.pt").rename(snapped / "snapshots" / "step_0000030.pt")
+    for name in ("last.pt", "final.pt"):
+        (snapped / name).unlink()
+    fit(_toy_task(), _cfg(snapshot_every=40), snapped, seed=0, log_dir=logs)
+    assert [r["step"] for r in snapshot_rows(snapped, logs)] == [0, 40]
+    assert sorted(p.name for p in (snapped / "snapshots").iterdir()) == ["step_0000000.pt", "step_0000040.pt"]
+
+
+def test_snapshot_log_errors_name_the_file(tmp_path):
+    from e2etts.errors import UserError
+    from e2etts.evaluate.curves import snapshot_rows
+
+    with pytest.raises(UserError, match="snapshot_log.tsv: no snapshot log"):
+        snapshot_rows(tmp_path, tmp_path)
+    (tmp_path / "snapshot_log.tsv").write_text("step\ttrain_min\tsnapshot\n0\t0\tsnapshots/step_0000000.pt\n")
+    with pytest.raises(UserError, match="step 0's snapshot .* is missing"):
+        snapshot_rows(tmp_path, tmp_path)
+    (tmp_path / "snapshot_log.tsv").write_text("step\ttrain_min\tsnapshot\n20\t0.1\tx.pt\n")
+    with pytest.raises(UserError, match=r"do not rise from step 0"):
+        snapshot_rows(tmp_path, tmp_path)
 
 
 def test_checkpoint_of_other_settings_is_not_resumed(tmp_path, capsys):

@@ -140,6 +140,27 @@ def test_prefix_llm_alternative_through_the_workflow(smoke_repo, tmp_path):
     assert "RTF" in proc.stdout and out.stat().st_size > 1000
 
 
+def test_changing_the_decoding_trains_nothing_again(smoke_repo, tmp_path):
+    """The learning-curve probes decode with `synthesis` and `vocoder`, but as a rule of their
+    own (learning_curve, over the training runs' snapshots): changing a decoding key
+    re-synthesizes, re-scores and re-draws the curves, and re-runs no training job (it
+    re-ran the cascade LLM, flow and control until session 22)."""
+    import re
+    import shutil
+
+    import yaml
+
+    repo = tmp_path / "repo"
+    shutil.copytree(smoke_repo, repo, symlinks=True)
+    (repo / "config/decoding.yaml").write_text(yaml.safe_dump({"synthesis": {"n_steps": 3, "temperature": 0.9}}))
+    dry = run(["snakemake", "all", "-n", "--cores", "2", "--configfile", "config/smoke.yaml", "config/decoding.yaml"],
+              repo)
+    stats = dry.stdout.split("Job stats:", 1)[1].split("Reasons:", 1)[0]
+    jobs = set(re.findall(r"^(\w+)\s+\d+\s*$", stats, flags=re.M)) - {"total"}
+    assert {"learning_curve", "synthesize_system", "topline_resynth", "score_seeded"} <= jobs, dry.stdout
+    assert not {j for j in jobs if j.startswith(("train_", "fit_", "extract_", "export_"))}, dry.stdout
+
+
 def test_changing_the_judge_rescores_without_retraining(smoke_repo, tmp_path):
     """The evaluation's judge (model, beam, batch) is not a training input: the learning-curve
     probes keep their own judge (curves.asr_model), so switching eval.asr_model re-runs

@@ -30,8 +30,9 @@ LIBRARY = "libtcmalloc_minimal.so.4"  # Debian's libtcmalloc-minimal4
 LIBRARY_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib")
 # `e2etts train <task>` commands that run under it: every training job of the default pipeline.
 COMPONENTS = ("tokenizer", "reward", "llm", "flow", "joint_e1", "joint_e2")
-# Other `e2etts <command>`s that run under it: every system's synthesis and scoring.
-COMMANDS = ("synthesize", "topline", "score")
+# Other `e2etts <command>`s that run under it: every system's synthesis and scoring, and the
+# learning-curve probes (which ran inside the training jobs until session 22).
+COMMANDS = ("synthesize", "topline", "score", "learning-curve")
 # Set in the re-executed process, so that it does not re-execute again.
 MARKER = "E2ETTS_ALLOCATOR"
 

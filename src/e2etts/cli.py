@@ -121,30 +121,9 @@ def cmd_speaker_check(args) -> None:
     print(json.dumps(result, indent=1))
 
 
-def _with_probe(args, params: dict, spec, task, train_cfg):
-    """Attach the learning-curve probe (evaluate.curves) to an llm or flow task."""
+def cmd_train(args) -> None:
     import dataclasses
 
-    from .evaluate.curves import build_probe
-
-    if not spec.curves:
-        takes = " and ".join(name for name, other in tasks.TASKS.items() if other.curves)
-        raise UserError(f"--curve-items: learning curves exist for {takes}, not {args.component}")
-    if not args.curve_tokenizer:
-        raise UserError("--curve-items needs --curve-tokenizer (the tokenizer of the tokens)")
-    from .data.features import FeatureSet
-
-    # The tokenizer's CTC head reads the front end its training features were encoded with.
-    text_frontend = FeatureSet(Path(args.features_dir) / "dev.pt").text_frontend
-    probe = build_probe(
-        args.component, params["curves"], params, args.curve_tokenizer, args.curve_flow,
-        args.curve_items, text_frontend,
-    )
-    task = dataclasses.replace(task, probe=lambda wrapper: probe(wrapper.model))
-    return task, dataclasses.replace(train_cfg, probe_every=int(params["curves"]["every_steps"]))
-
-
-def cmd_train(args) -> None:
     from .config import build, load_params
     from .run_signature import input_digest
     from .seed import seed_everything
@@ -160,11 +139,27 @@ def cmd_train(args) -> None:
     # Models are built after seeding so initial weights depend on the seed alone.
     seed_everything(params["seed"])
     task = spec.build(ctx)
-    if args.curve_items:
-        task, train_cfg = _with_probe(args, params, spec, task, train_cfg)
+    if args.snapshot_every:
+        if not spec.curves:
+            takes = " and ".join(name for name, other in tasks.TASKS.items() if other.curves)
+            raise UserError(f"--snapshot-every: learning curves exist for {takes}, not {args.component}")
+        train_cfg = dataclasses.replace(train_cfg, snapshot_every=args.snapshot_every)
     result = fit(task, train_cfg, Path(args.out_dir), seed=params["seed"], log_dir=args.log_dir,
                  inputs=input_digest(spec.inputs(ctx)))
     print(json.dumps(result))
+
+
+def cmd_learning_curve(args) -> None:
+    from .config import load_params
+    from .data.features import FeatureSet
+    from .evaluate.curves import build_probe, learning_curve
+
+    params = load_params(args.params)
+    # The tokenizer's CTC head reads the front end its training features were encoded with.
+    text_frontend = FeatureSet(Path(args.features)).text_frontend
+    probe = build_probe(args.component, params["curves"], params, args.tokenizer, args.flow,
+                        args.items, text_frontend)
+    learning_curve(probe, args.checkpoint_dir, args.log_dir, args.out)
 
 
 def cmd_export_components(args) -> None:
@@ -227,7 +222,7 @@ def cmd_assemble_system(args) -> None:
             "vocoder": vocoder,
             "synthesis": params["synthesis"],
             # A section of its own, so these limits do not change the params of the
-            # training rules whose learning-curve probe reads `synthesis`.
+            # learning-curve rule, which reads `synthesis`.
             "synthesis_checks": params["synthesis_checks"],
         },
     )
@@ -521,13 +516,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features-dir", default="data/features")
     p.add_argument("--tokens-dir", default=None, help="speech tokens (llm, flow)")
     p.add_argument("--manifest-dir", default="data/manifests", help="wav manifests (vocoder)")
-    p.add_argument("--curve-items", default=None,
-                   help="dev item list: log held-out WER/SIM while training (llm, flow)")
-    p.add_argument("--curve-tokenizer", default=None, help="tokenizer final.pt for the probe")
-    p.add_argument("--curve-flow", default=None, help="trained flow final.pt (llm probe)")
+    p.add_argument("--snapshot-every", type=int, default=0,
+                   help="export the weights every N steps for `e2etts learning-curve` (llm, flow)")
     p.add_argument("--out-dir", required=True, help="checkpoint directory")
     p.add_argument("--log-dir", default=None,
-                   help="train/dev/curve logs (wall-clock columns); default: the checkpoint directory")
+                   help="train/dev/snapshot logs (wall-clock columns); default: the checkpoint directory")
+
+    p = add("learning-curve", cmd_learning_curve,
+            "score a run's snapshots (train --snapshot-every) on the dev list -> curve_log.tsv")
+    p.add_argument("component", choices=[name for name, spec in tasks.TASKS.items() if spec.curves])
+    p.add_argument("--params", required=True, help="params.yaml path or inline JSON (curves, synthesis, "
+                   "vocoder, eval, seed)")
+    p.add_argument("--checkpoint-dir", required=True, help="the run's checkpoint directory (snapshots/)")
+    p.add_argument("--log-dir", required=True, help="the run's log directory (snapshot_log.tsv)")
+    p.add_argument("--items", required=True, help="the fixed dev list (data/manifests/dev_items.tsv)")
+    p.add_argument("--tokenizer", required=True, help="the tokens' tokenizer final.pt")
+    p.add_argument("--flow", default=None, help="a trained flow final.pt (the llm's probe decodes with it)")
+    p.add_argument("--features", default="data/features/dev.pt",
+                   help="a feature file of the run (its text front end)")
+    p.add_argument("--out", required=True, help="curve_log.tsv")
 
     p = add("export-components", cmd_export_components, "split a joint E1 checkpoint")
     p.add_argument("--checkpoint", required=True)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .train import TrainConfig, TrainTask
 
 # Settings that do not change what is trained (a resume may differ in them).
-_NOT_IN_SIGNATURE = ("progress", "device", "compile", "probe_every", "log_every")
+_NOT_IN_SIGNATURE = ("progress", "device", "compile", "snapshot_every", "log_every")
 
 
 def input_digest(paths: list[str | Path]) -> str:

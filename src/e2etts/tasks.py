@@ -68,8 +68,8 @@ class TaskSpec:
     """One trainable task.
 
     requires: {TaskContext field: how the error names it} that the task cannot do without.
-    warm_starts: takes E1's --init-flow/--init-llm/--init-reward. curves: takes the
-    learning-curve probe (--curve-items). data: where its training data lies
+    warm_starts: takes E1's --init-flow/--init-llm/--init-reward. curves: exports
+    learning-curve snapshots (--snapshot-every; `e2etts learning-curve`). data: where its training data lies
     ("features": features_dir or tokens_dir; "manifests": manifest_dir's wav lists)."""
 
     name: str

@@ -29,7 +29,7 @@ from .checkpoint import TrainState
 from .errors import UserError
 from .run_signature import run_signature
 from .seed import rng_state, seed_everything, set_rng_state
-from .train_log import LOG_NAMES, TsvLog
+from .train_log import LOG_NAMES, SNAPSHOT_DIR, SNAPSHOT_LOG, TsvLog
 
 
 class TrainingDiverged(UserError):
@@ -56,7 +56,11 @@ class TrainConfig:
     # evaluations while the training loss kept falling (0 disables). See detect_memorization.
     memorization_span: int = 0
     memorization_min_drop: float = 0.02  # relative training-loss fall that counts as "falling"
-    probe_every: int = 0  # learning-curve probe (task.probe) every N steps; 0 disables
+    # Export the weights every N steps, at step 0 and at the end to <out_dir>/snapshots/ for
+    # the learning-curve rule (evaluate.curves, `e2etts learning-curve`); 0 disables. The
+    # probes that score them run as their own job, so what they read (synthesis, vocoder,
+    # judges) is not a training input.
+    snapshot_every: int = 0
     select_metric: str = "dev_loss"  # held-out metric for best.pt (lower is better)
     precision: str = "fp32"  # fp32 | bf16 (autocast; CPU and CUDA)
     device: str = "auto"
@@ -89,9 +93,6 @@ class TrainTask:
     export: Callable[[nn.Module], dict]
     find_unused_parameters: bool = False
     extra_state: dict = field(default_factory=dict)
-    # (unwrapped model) -> {metric: float} from synthesized held-out speech (learning
-    # curves, evaluate.curves); run every TrainConfig.probe_every steps outside the clock.
-    probe: Callable[[nn.Module], dict[str, float]] | None = None
     # {submodule name: {"lr": peak lr, "warmup_steps": n}}: each submodule of `model` on its
     # own schedule (either key may be left out: TrainConfig's). Every trainable parameter
     # must lie in one. Empty: one schedule for the whole model.
@@ -204,7 +205,7 @@ def _autocast(device: torch.device, precision: str):
 
 
 def _held_out(measure: Callable[[nn.Module], dict[str, float]], model: nn.Module) -> dict[str, float]:
-    """Run a held-out measurement (task.evaluate, task.probe) in eval mode without gradients.
+    """Run a held-out measurement (task.evaluate) in eval mode without gradients.
 
     It must not perturb the training RNG stream, or a run that evaluates at a different
     moment (or resumes) would diverge from an uninterrupted one."""
@@ -279,6 +280,10 @@ class Trainer:
         self.state = TrainState(kind=task.kind, train_config=asdict(cfg),
                                 signature=run_signature(task, self.model, cfg, seed, inputs))
         resumed = self._resume()
+        if not resumed and self.info.is_main:
+            # A fresh run's curve starts again: another run's snapshots are not its points.
+            for path in (self.out_dir / SNAPSHOT_DIR).glob("step_*.pt"):
+                path.unlink()
         self.train_model = self._wrap(self.model)
         self.logs = self._open_logs(resumed)
         self.progress = None
@@ -352,8 +357,8 @@ class Trainer:
             "train": TsvLog(self.log_dir / "train_log.tsv", resume_step),
             "dev": TsvLog(self.log_dir / "dev_log.tsv", resume_step),
         }
-        if self.task.probe is not None and self.cfg.probe_every:
-            logs["curve"] = TsvLog(self.log_dir / "curve_log.tsv", resume_step)
+        if self.cfg.snapshot_every:
+            logs["snapshot"] = TsvLog(self.log_dir / SNAPSHOT_LOG, resume_step)
         return logs
 
     # -- the loop ---------------------------------------------------------------------
@@ -361,7 +366,7 @@ class Trainer:
     def run(self) -> dict:
         state, cfg = self.state, self.cfg
         if state.step == 0:
-            self.probe()  # the untrained starting point of the curve
+            self.snapshot()  # the untrained starting point of the curve
             self.clock.restart()
         stopped = False
         self.model.train()
@@ -436,9 +441,9 @@ class Trainer:
         stopped = False
         if step % cfg.eval_every == 0 or step == cfg.max_steps:
             stopped = self.evaluate()
-        if cfg.probe_every and (step % cfg.probe_every == 0 or step == cfg.max_steps or stopped):
-            with self.clock.paused():  # probes are not training time
-                self.probe()
+        if cfg.snapshot_every and (step % cfg.snapshot_every == 0 or step == cfg.max_steps or stopped):
+            with self.clock.paused():  # writing the snapshot is not training time
+                self.snapshot()
         if step % cfg.ckpt_every == 0 or step == cfg.max_steps or stopped:
             self.save()
         return stopped
@@ -487,15 +492,20 @@ class Trainer:
             stop = True
         return stop
 
-    def probe(self) -> None:
-        """The learning-curve probe (task.probe), when the run has one (main process)."""
-        if not (self.info.is_main and self.task.probe is not None and self.cfg.probe_every):
+    def snapshot(self) -> None:
+        """The weights now, exported like final.pt, to snapshots/step_<N>.pt, and a row of the
+        snapshot log (step, training minutes, file) for the learning-curve rule (main process).
+
+        The log holds the minutes (a wall-clock figure) so the checkpoint directory of two
+        runs with the same seed keeps the same bytes. Nothing here touches the RNG."""
+        if not (self.info.is_main and self.cfg.snapshot_every):
             return
-        minutes = round(self.clock() / 60, 3)  # training time so far; the probe's own is not
-        figures = _held_out(self.task.probe, self.model)
-        self.logs["curve"].write({"step": self.state.step, "train_min": minutes, **figures})
-        print(f"[train] {self.task.kind} step {self.state.step}: "
-              + ", ".join(f"{k} {v:.4g}" for k, v in figures.items()))
+        minutes = round(self.clock() / 60, 3)  # training time so far
+        step = self.state.step
+        path = self.out_dir / SNAPSHOT_DIR / f"step_{step:07d}.pt"
+        torch_save(path, _export(self.task, self.model, step, {}))
+        self.logs["snapshot"].write({"step": step, "train_min": minutes,
+                                     "snapshot": str(path.relative_to(self.out_dir))})
 
     def save(self) -> None:
         """last.pt (and a rotating step_<N>.pt): the state, with the module, optimizer,

@@ -1,4 +1,5 @@
-"""The training loop's TSV logs (train_log.tsv, dev_log.tsv, curve_log.tsv), which
+"""The training loop's TSV logs (train_log.tsv, dev_log.tsv, snapshot_log.tsv) and the
+learning curve's (curve_log.tsv), which
 `dvc plots` and the report read. They carry wall-clock columns, so they live apart from the
 checkpoints (train --log-dir)."""
 
@@ -8,7 +9,14 @@ import csv
 from pathlib import Path
 from typing import Any
 
-LOG_NAMES = ("train_log.tsv", "dev_log.tsv", "curve_log.tsv")
+LOG_NAMES = ("train_log.tsv", "dev_log.tsv", "curve_log.tsv", "snapshot_log.tsv")
+
+# Learning-curve snapshots (TrainConfig.snapshot_every): the weights in the checkpoint
+# directory's snapshots/, one row per snapshot (step, train_min, snapshot) in the log
+# directory's snapshot_log.tsv; `e2etts learning-curve` scores them into curve_log.tsv.
+SNAPSHOT_DIR = "snapshots"
+SNAPSHOT_LOG = "snapshot_log.tsv"
+CURVE_LOG = "curve_log.tsv"
 
 
 class TsvLog:

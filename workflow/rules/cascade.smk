@@ -75,7 +75,6 @@ rule token_stats:
 
 rule train_llm:
     input:
-        unpack(curve_inputs("llm")),
         tokens=expand("data/tokens/s{{seed}}/{{system}}/{split}.pt", split=["train", "dev"]),
         init=stage2_init("llm"),
         align_tokenizer=align_tokenizer(None),
@@ -86,7 +85,7 @@ rule train_llm:
     params:
         launch=launcher,
         cfg=component_cfg("llm"),
-        curves=curve_args,
+        snapshots=snapshot_arg,
         tokens_dir=lambda wc, input: os.path.dirname(input.tokens[0]),
         out_dir=lambda wc, output: os.path.dirname(output.model),
         log_dir=train_log_dir,
@@ -107,12 +106,11 @@ rule train_llm:
         "benchmarks/s{seed}/{system}/train_llm.tsv"
     shell:
         "{params.launch} train llm --params {params.cfg:q} --tokens-dir {params.tokens_dir} {params.init} {params.align}"
-        " {params.curves} --out-dir {params.out_dir} --log-dir {params.log_dir} --threads {threads} > {log} 2>&1"
+        " {params.snapshots} --out-dir {params.out_dir} --log-dir {params.log_dir} --threads {threads} > {log} 2>&1"
 
 
 rule train_flow:
     input:
-        unpack(curve_inputs("flow")),
         tokens=expand("data/tokens/s{{seed}}/{{system}}/{split}.pt", split=["train", "dev"]),
         init=stage2_init("flow"),
     output:
@@ -122,7 +120,7 @@ rule train_flow:
     params:
         launch=launcher,
         cfg=component_cfg("flow"),
-        curves=curve_args,
+        snapshots=snapshot_arg,
         tokens_dir=lambda wc, input: os.path.dirname(input.tokens[0]),
         out_dir=lambda wc, output: os.path.dirname(output.model),
         log_dir=train_log_dir,
@@ -142,7 +140,7 @@ rule train_flow:
         "benchmarks/s{seed}/{system}/train_flow.tsv"
     shell:
         "{params.launch} train flow --params {params.cfg:q} --tokens-dir {params.tokens_dir} {params.init}"
-        " {params.curves} --out-dir {params.out_dir} --log-dir {params.log_dir} --threads {threads} > {log} 2>&1"
+        " {params.snapshots} --out-dir {params.out_dir} --log-dir {params.log_dir} --threads {threads} > {log} 2>&1"
 
 
 # The compute-matched control (issue 16): the cascade LLM continued for the updates the E2E
@@ -200,6 +198,44 @@ rule assemble_system:
         "e2etts assemble-system --params {params.cfg:q} --name {wildcards.system}"
         " --tokenizer {input.tokenizer} --llm {input.llm} --flow {input.flow}"
         " {params.vocoder_arg} --out {output.system} > {log} 2>&1"
+
+
+# Learning curves (issue 8): the cascade LLM's and flow's snapshots (train --snapshot-every)
+# synthesized on the fixed dev list and scored, after training, as a job of their own: the
+# decoding and the probes' judge are this rule's params, not the training rules', so changing
+# them re-scores the snapshots and trains nothing again. The LLM's probe decodes through the
+# trained cascade flow.
+rule learning_curve:
+    input:
+        model=f"{CKPT}/s{{seed}}/cascade/{{component}}/final.pt",
+        dev_items="data/manifests/dev_items.tsv",
+        tokenizer=f"{CKPT}/s{{seed}}/cascade/tokenizer/final.pt",
+        features="data/features/dev.pt",
+        flow=lambda wc: f"{CKPT}/s{wc.seed}/cascade/flow/final.pt" if wc.component == "llm" else [],
+    output:
+        curve=f"{TRAIN_LOGS}/s{{seed}}/cascade/{{component}}/curve_log.tsv",
+    wildcard_constraints:
+        component="llm|flow",
+    params:
+        cfg=curve_cfg,
+        flow=lambda wc, input: f"--flow {input.flow}" if input.flow else "",
+        ckpt_dir=lambda wc, input: os.path.dirname(input.model),
+        log_dir=lambda wc, output: os.path.dirname(output.curve),
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    conda:
+        CONDA_ENV
+    log:
+        "logs/s{seed}/cascade/learning_curve_{component}.log",
+    benchmark:
+        "benchmarks/s{seed}/cascade/learning_curve_{component}.tsv"
+    shell:
+        "e2etts learning-curve {wildcards.component} --params {params.cfg:q}"
+        " --checkpoint-dir {params.ckpt_dir} --log-dir {params.log_dir} --items {input.dev_items}"
+        " --tokenizer {input.tokenizer} {params.flow} --features {input.features}"
+        " --out {output.curve} --threads {threads} > {log} 2>&1"
 
 
 # What the DVC `cascade` stage builds (stage_files: a missing one is rebuilt).

@@ -191,11 +191,15 @@ def curve_eval():
 def component_cfg(component):
     def inner(wc):
         keys = (component, f"stage2_{component}") if wc.system in E1_SYSTEMS else (component,)
-        if curves_on(wc):  # the probe synthesizes and scores like the evaluation does
-            return seeded_cfg(wc, (*keys, "curves", "synthesis", "vocoder"), eval=curve_eval())
         return seeded_cfg(wc, keys)
 
     return inner
+
+
+def curve_cfg(wc):
+    """The learning-curve rule's params: the probe synthesizes and scores like the
+    evaluation does (curves, synthesis, vocoder, the eval keys of curve_eval)."""
+    return seeded_cfg(wc, ("curves", "synthesis", "vocoder"), eval=curve_eval())
 
 
 def matched_steps():
@@ -219,27 +223,18 @@ def matched_cfg(wc):
     return seeded_cfg(wc, ("llm",), cascade_matched={"train": train})
 
 
-def curve_inputs(component):
-    """Input function (unpack): the dev list, tokenizer and (LLM) flow of the probe."""
-
-    def inner(wc):
-        if not curves_on(wc):
-            return {}
-        inputs = {
-            "curve_items": "data/manifests/dev_items.tsv",
-            "curve_tokenizer": f"{CKPT}/s{wc.seed}/cascade/tokenizer/final.pt",
-        }
-        if component == "llm":
-            inputs["curve_flow"] = f"{CKPT}/s{wc.seed}/cascade/flow/final.pt"
-        return inputs
-
-    return inner
+def snapshot_arg(wc):
+    """The training command's snapshot flag: the cascade LLM and flow export their weights
+    every curves.every_steps for the learning-curve rule. Only the schedule is a training
+    input; what the probes read (curve_cfg) is not."""
+    return f"--snapshot-every {config['curves']['every_steps']}" if curves_on(wc) else ""
 
 
-def curve_args(wc, input):
-    """The probe's command-line flags, from the inputs curve_inputs added."""
-    names = ("curve_items", "curve_tokenizer", "curve_flow")
-    return " ".join(f"--{n.replace('_', '-')} {getattr(input, n)}" for n in names if hasattr(input, n))
+def curve_files(seed):
+    """One seed's learning curves (the cascade LLM and flow), none with curves off."""
+    if not config["curves"]["enabled"]:
+        return []
+    return [f"results/train_logs/s{seed}/cascade/{c}/curve_log.tsv" for c in ("llm", "flow")]
 
 
 # The tokenizers, named by the system whose checkpoint directory holds them: the cascade's
@@ -296,7 +291,7 @@ def stage_files(stage, seed=None):
                  f"results/metrics/tokens/s{seed}/tokens_cascade.json"]
         for system in ("cascade", "cascade_matched"):
             files += system_files(system, seed)
-        return list(dict.fromkeys(files))
+        return list(dict.fromkeys(files + curve_files(seed)))
     if stage == "e2e":
         files = [*expand(f"data/tokens/s{seed}/e2e_tok/{{split}}.pt", split=SPLITS),
                  f"results/metrics/tokens/s{seed}/tokens_e2e_tok.json"]

@@ -197,6 +197,7 @@ rule report:
         summary=rules.summarize.output.summary,
         test_items=rules.make_items.output.test_items,
         systems=expand("results/checkpoints/s{seed}/{system}/system.json", seed=SEEDS, system=SYSTEMS),
+        curves=curve_files(SEEDS[0]),  # the report draws the first seed's training curves
     output:
         html="results/report/index.html",
         readme="results/report/README.md",

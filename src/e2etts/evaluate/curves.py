@@ -1,23 +1,27 @@
-"""Learning curves: held-out WER/SIM of a component *while it trains*.
+"""Learning curves: held-out WER/SIM of a component *as it trained*.
 
 docs/feasibility.md showed training loss saying "done" while unseen sentences came out as
-babble, so the LLM and the flow are judged on speech, not loss: every
-``curves.every_steps`` the training loop hands the current weights to a `HeldOutProbe`,
-which synthesizes a fixed dev list (unseen sentences; seen and unseen voices), and scores
-it with the same WER and SIM judges as the test evaluation. Rows go to
-``curve_log.tsv`` in results/train_logs/<system>/<component>/ (step, training minutes,
-WER, SIM), which `dvc plots` and the report draw.
+babble, so the LLM and the flow are judged on speech, not loss. Every
+``curves.every_steps`` the training loop exports the weights (train.TrainConfig
+snapshot_every: <checkpoint dir>/snapshots/step_<N>.pt, listed with the training minutes in
+the log directory's snapshot_log.tsv); `learning_curve` (``e2etts learning-curve``, its own
+Snakemake rule) hands each snapshot to a `HeldOutProbe`, which synthesizes a fixed dev list
+(unseen sentences; seen and unseen voices) and scores it with the judges. Rows go to
+``curve_log.tsv`` in results/train_logs/s<seed>/<system>/<component>/ (step, training
+minutes, WER, SIM, PER, probe seconds), which `dvc plots` and the report draw.
 
-- LLM probe: text + prompt -> current LLM -> a fixed, already trained flow -> vocoder.
-- Flow probe: ground-truth tokens of the target (the fixed tokenizer) -> current flow.
+The probes run apart from training, so what they read (synthesis, vocoder, the probes'
+judge) is not a training input: changing a decoding key re-scores the snapshots and
+re-synthesizes the systems, and trains nothing again.
+
+- LLM probe: text + prompt -> the LLM snapshot -> a fixed, already trained flow -> vocoder.
+- Flow probe: ground-truth tokens of the target (the fixed tokenizer) -> the flow snapshot.
 Besides Whisper's WER and resemblyzer's SIM, each row has ``dev_per``: the phone error of
 the synthesized audio as read back by the cascade tokenizer's own CTC recognizer (audio
 -> log-mel -> tokenizer -> CTC). Whisper tiny.en hallucinates fluent text on babble, so
 WER above ~90 % swings by tens of points between near-identical models; the in-domain
 recognizer is a steadier ranking signal until speech becomes intelligible (it is a probe
 statistic, never the evaluation's judge).
-The probe runs in eval mode on the main process, outside the training clock, and never
-touches the training RNG stream (same seed -> same numbers with or without curves).
 """
 
 from __future__ import annotations
@@ -171,3 +175,57 @@ def build_probe(mode: str, curves: dict, params: dict, tokenizer: str, flow: str
         text_frontend=text_frontend, asr_model=curves["asr_model"],
         asr_beam_size=int(curves["asr_beam_size"]),
     )
+
+
+def snapshot_rows(checkpoint_dir: str | Path, log_dir: str | Path) -> list[dict]:
+    """The snapshots one training run took, in step order: [{"step", "train_min", "path"}].
+
+    Read from the log directory's snapshot log, which a fresh run starts again and a resumed
+    run cuts back to its checkpoint: exactly this run's points. A missing log or file, or a
+    log that does not start at step 0, is an error naming it (the run was trained without
+    snapshots, or its directory was tampered with)."""
+    import csv
+
+    from ..train_log import SNAPSHOT_LOG
+
+    log = Path(log_dir) / SNAPSHOT_LOG
+    if not log.exists():
+        raise UserError(f"{log}: no snapshot log; the run was trained without snapshots "
+                        "(train.snapshot_every / curves.every_steps)")
+    with log.open() as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    steps = [int(r["step"]) for r in rows]
+    if not steps or steps[0] != 0 or steps != sorted(set(steps)):
+        raise UserError(f"{log}: snapshot steps {steps} do not rise from step 0")
+    out = []
+    for row in rows:
+        path = Path(checkpoint_dir) / row["snapshot"]
+        if not path.exists():
+            raise UserError(f"{log}: step {row['step']}'s snapshot {path} is missing")
+        out.append({"step": int(row["step"]), "train_min": float(row["train_min"]), "path": path})
+    return out
+
+
+def learning_curve(probe: HeldOutProbe, checkpoint_dir: str | Path, log_dir: str | Path,
+                   out: str | Path) -> pd.DataFrame:
+    """Score every snapshot of one run with `probe` -> curve_log.tsv at `out` (written
+    whole, then renamed) and its rows (step, train_min, dev_wer, dev_sim, dev_per, probe_s)."""
+    from ..atomic import atomic_path
+    from ..flow.model import load_flow
+    from ..llm.model import load_llm
+    from ..train_log import TsvLog
+
+    load = load_llm if probe.mode == "llm" else load_flow
+    rows = []
+    for snap in snapshot_rows(checkpoint_dir, log_dir):
+        model = load(snap["path"]).eval()
+        with torch.no_grad():
+            figures = probe(model)
+        rows.append({"step": snap["step"], "train_min": snap["train_min"], **figures})
+        print(f"[curve] {probe.mode} step {snap['step']}: "
+              + ", ".join(f"{k} {v:.4g}" for k, v in figures.items()), flush=True)
+    with atomic_path(out) as tmp:
+        log = TsvLog(tmp, None)
+        for row in rows:
+            log.write(row)
+    return pd.DataFrame(rows)
