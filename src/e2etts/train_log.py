@@ -16,7 +16,6 @@ LOG_NAMES = ("train_log.tsv", "dev_log.tsv", "curve_log.tsv", "snapshot_log.tsv"
 # directory's snapshot_log.tsv; `e2etts learning-curve` scores them into curve_log.tsv.
 SNAPSHOT_DIR = "snapshots"
 SNAPSHOT_LOG = "snapshot_log.tsv"
-CURVE_LOG = "curve_log.tsv"
 
 
 class TsvLog:
