@@ -144,7 +144,13 @@ def test_claim_summary_from_scored_rows_retrains_nothing(two_seeds, tmp_path):
         (repo / path).parent.mkdir(parents=True, exist_ok=True)
         (repo / path).write_text("{}")
     summary_only = ["snakemake", "-n", "-p", "--cores", "1", "results/metrics/summary.json",
-                    "--allowed-rules", "summarize", "--forcerun", "summarize"]  # as the Makefile
+                    "--allowed-rules", "summarize", "--forcerun", "summarize"]  # as the Makefile:
+    printed = run(["make", "-n", "claim-summary"], repo).stdout.splitlines()
+    snakemake = next(line for line in printed if line.startswith("snakemake ")).split()
+    assert all(word in snakemake for word in summary_only[5:])
+    # the claim's record is kept beside the default run's summary.json, written whole
+    assert any("claim_summary.json.tmp" in line and line.rstrip().endswith("results/metrics/claim_summary.json")
+               for line in printed[printed.index(" ".join(snakemake)) + 1:])
     out = run(summary_only, repo).stdout
     jobs = _jobs(out)
     assert jobs["summarize"] == 1 and jobs["total"] == 1
