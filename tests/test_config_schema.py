@@ -232,3 +232,22 @@ def test_the_workflows_own_fallbacks_are_the_schema_defaults(schema):
         for key in path:
             node = _resolve(schema, node)["properties"][key]
         assert "default" in node and node["default"] == default, (path, default, node.get("default"))
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO_ROOT / "config").glob("*.yaml")))
+def test_every_committed_configfile_validates(name):
+    """Each `--configfile` the docs name merges over params.yaml and passes the schema: a
+    design config with a misspelt key fails here, not an hour into a run."""
+    params = load_params(REPO_ROOT / "params.yaml", [REPO_ROOT / "config" / name])
+    own = yaml.safe_load((REPO_ROOT / "config" / name).read_text())
+    assert own and set(own) <= set(params)
+
+
+def test_the_ctc_anchor_designs_drop_the_tokenizer_head_only():
+    """config/e1_ctc_anchor.yaml: both designs turn the tokenizer's CTC head off (the paper's
+    three losses); only fm_led changes another weight, and today's E1 keeps its head."""
+    params = load_params(REPO_ROOT / "params.yaml", [REPO_ROOT / "config/e1_ctc_anchor.yaml"])
+    designs = params["e1_designs"]["designs"]
+    assert designs["paper"] == {"objective": {"tokenizer_ctc_weight": 0.0}}
+    assert designs["fm_led"]["objective"] == {"tokenizer_ctc_weight": 0.0, "rm_weight": 0.3}
+    assert params["joint_e1"]["objective"]["tokenizer_ctc_weight"] == 1.0
