@@ -146,11 +146,11 @@ def test_claim_summary_from_scored_rows_retrains_nothing(two_seeds, tmp_path):
     summary_only = ["snakemake", "-n", "-p", "--cores", "1", "results/metrics/summary.json",
                     "--allowed-rules", "summarize", "--forcerun", "summarize"]  # as the Makefile:
     printed = run(["make", "-n", "claim-summary"], repo).stdout.splitlines()
-    snakemake = next(line for line in printed if line.startswith("snakemake ")).split()
-    assert all(word in snakemake for word in summary_only[5:])
+    at = next(i for i, line in enumerate(printed) if line.startswith("snakemake "))
+    assert all(word in printed[at].split() for word in summary_only[5:])
     # the claim's record is kept beside the default run's summary.json, written whole
     assert any("claim_summary.json.tmp" in line and line.rstrip().endswith("results/metrics/claim_summary.json")
-               for line in printed[printed.index(" ".join(snakemake)) + 1:])
+               for line in printed[at + 1:])
     out = run(summary_only, repo).stdout
     jobs = _jobs(out)
     assert jobs["summarize"] == 1 and jobs["total"] == 1
