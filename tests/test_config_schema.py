@@ -251,3 +251,18 @@ def test_the_ctc_anchor_designs_drop_the_tokenizer_head_only():
     assert designs["paper"] == {"objective": {"tokenizer_ctc_weight": 0.0}}
     assert designs["fm_led"]["objective"] == {"tokenizer_ctc_weight": 0.0, "rm_weight": 0.3}
     assert params["joint_e1"]["objective"]["tokenizer_ctc_weight"] == 1.0
+
+
+def test_the_anchor_fade_designs_fade_the_tokenizer_head_only():
+    """config/e1_anchor_fade.yaml: both designs keep today's weights and fade the tokenizer's
+    CTC head out by step 350 of E1's 400; fade_pg adds the `pg` schedules, nothing else."""
+    params = load_params(REPO_ROOT / "params.yaml", [REPO_ROOT / "config/e1_anchor_fade.yaml"])
+    designs = params["e1_designs"]["designs"]
+    fade = {"tokenizer_ctc_fade_start": 200, "tokenizer_ctc_fade_steps": 150}
+    assert designs["fade"] == {"objective": fade}
+    assert designs["fade_pg"]["objective"] == fade and set(designs["fade_pg"]) == {"objective", "param_groups"}
+    pg = load_params(REPO_ROOT / "params.yaml", [REPO_ROOT / "config/e1_designs.yaml"])["e1_designs"]["designs"]["pg"]
+    assert designs["fade_pg"]["param_groups"] == pg["param_groups"]
+    steps = params["joint_e1"]["train"]["max_steps"]
+    assert fade["tokenizer_ctc_fade_start"] + fade["tokenizer_ctc_fade_steps"] < steps
+    assert params["joint_e1"]["objective"]["tokenizer_ctc_fade_steps"] == 0  # today's E1 keeps its anchor

@@ -387,6 +387,32 @@ def test_token_gradient_norm_equals_the_straight_through_gradient_with_hard_targ
     assert norms["gn_tok_rm"] == pytest.approx(float(g.norm()), rel=1e-5)
 
 
+def test_tokenizer_ctc_fade_schedule_and_gradient():
+    """The anchor's factor holds 1 up to the fade's start, falls linearly, then stays 0; its
+    gradient into the codes scales with it and is 0 once faded (the other losses unchanged)."""
+    cfg = JointE1Config(ntp_warmup_steps=1, token_grad_every=1, tokenizer_ctc_weight=1.0,
+                        tokenizer_ctc_fade_start=2, tokenizer_ctc_fade_steps=4)
+    model = JointE1(*_models(), cfg)
+    assert [model.ctc_scale(n) for n in range(1, 9)] == [1.0, 1.0, 0.75, 0.5, 0.25, 0.0, 0.0, 0.0]
+    assert JointE1(*_models(), JointE1Config(tokenizer_ctc_weight=1.0)).ctc_scale(10**6) == 1.0
+    model.train()
+    logs = []
+    for _ in range(6):
+        _, log = model(_batch())
+        logs.append(log)
+    assert [log["ctc_scale"] for log in logs] == [1.0, 1.0, 0.75, 0.5, 0.25, 0.0]
+    assert logs[0]["gn_tok_ctc"] > 0 and logs[5]["gn_tok_ctc"] == 0.0
+    assert logs[5]["gn_tok_rm"] > 0 and logs[5]["gn_tok_fm"] > 0
+    # At a fixed batch the factor is exactly the gradient's scale.
+    parts = model.losses(_batch())
+    full, half = model.token_grad_norms(parts, 1.0, 1.0), model.token_grad_norms(parts, 1.0, 0.5)
+    assert half["gn_tok_ctc"] == pytest.approx(0.5 * full["gn_tok_ctc"], rel=1e-6)
+    assert half["gn_tok_rm"] == full["gn_tok_rm"]
+    # Off by default and kept out of a default checkpoint's config.
+    assert "ctc_scale" not in JointE1(*_models(), JointE1Config())(_batch())[1]
+    assert exported_config(cfg)["tokenizer_ctc_fade_steps"] == 4
+
+
 @pytest.mark.parametrize("objective,groups,message", [
     ({"ntp_target": "fuzzy"}, None, "ntp_target='fuzzy'"),
     ({"token_grad_every": 15}, None, "token_grad_every=15 must be a multiple of joint_e1.train.log_every=10"),

@@ -20,7 +20,9 @@ Issue 16's options for gradients that know something, all off by default (today'
 - per-module learning rates: the params section `joint_e1.param_groups` (train.py's
   TrainTask.param_groups: each module its own peak lr and warm-up);
 - a target-side NTP gradient: `ntp_target: soft | straight_through` (see
-  ntp_target_cross_entropy).
+  ntp_target_cross_entropy);
+- the tokenizer's CTC anchor faded out after the heads have learned
+  (`tokenizer_ctc_fade_start`, `tokenizer_ctc_fade_steps`; see JointE1.ctc_scale).
 
 Every ``token_grad_every`` training steps (and at step 1) the train log gets, for each term,
 the norm of the gradient its weighted loss sends into the token vectors (``gn_tok_fm``,
@@ -64,6 +66,12 @@ class JointE1Config:
     rm_speaker_weight: float = 0.1
     ntp_warmup_steps: int = 200
     tokenizer_ctc_weight: float = 0.0
+    # The anchor faded out (0 steps: kept at tokenizer_ctc_weight throughout): full weight up
+    # to training step `tokenizer_ctc_fade_start`, then linearly to 0 over
+    # `tokenizer_ctc_fade_steps`. The heads learn beside the anchor, then the paper's three
+    # losses shape the codes alone. See ctc_scale.
+    tokenizer_ctc_fade_start: int = 0
+    tokenizer_ctc_fade_steps: int = 0
     # The FM loss on random windows of this many tokens (0: whole utterances), as the cascade
     # flow trains (flow.crop_tokens). Whole utterances made E1 the pipeline's peak memory
     # (6.16 GB, session 3) and its slowest step; the windows still pass FM gradients into
@@ -87,7 +95,7 @@ LOG_ONLY_FIELDS = ("token_grad_every",)
 # Options newer than the session-7 checkpoints: written only when they differ from their
 # defaults, so a default E1 checkpoint (and its resume signature) stays byte for byte the
 # one E1 wrote before they existed.
-LATER_OPTIONS = ("ntp_target", "ntp_target_width")
+LATER_OPTIONS = ("ntp_target", "ntp_target_width", "tokenizer_ctc_fade_start", "tokenizer_ctc_fade_steps")
 
 
 def exported_config(cfg: JointE1Config) -> dict:
@@ -225,20 +233,29 @@ class JointE1(nn.Module):
                 "acc": acc, "indices": indices, "bounded": bounded, "vectors": vectors,
                 "token_lens": token_lens, "rm_out": rm_out, **rm_parts}
 
-    def weighted(self, parts: dict, ntp_ramp: float = 1.0):
-        """L1 from its terms ("fm", "ntp", "rm", "tok_ctc": tensors or floats)."""
+    def weighted(self, parts: dict, ntp_ramp: float = 1.0, ctc_scale: float = 1.0):
+        """L1 from its terms ("fm", "ntp", "rm", "tok_ctc": tensors or floats); ntp_ramp and
+        ctc_scale: the schedules' factors on the NTP and tokenizer-CTC weights (1: full)."""
         c = self.cfg
         return (
             c.fm_weight * parts["fm"]
             + ntp_ramp * c.ntp_weight * parts["ntp"]
             + c.rm_weight * parts["rm"]
-            + c.tokenizer_ctc_weight * parts["tok_ctc"]
+            + ctc_scale * c.tokenizer_ctc_weight * parts["tok_ctc"]
         )
+
+    def ctc_scale(self, n: int) -> float:
+        """The factor on tokenizer_ctc_weight at training step n (counted from 1): 1 up to
+        tokenizer_ctc_fade_start, then linearly down to 0 over tokenizer_ctc_fade_steps."""
+        c = self.cfg
+        if c.tokenizer_ctc_fade_steps <= 0:
+            return 1.0
+        return min(1.0, max(0.0, 1.0 - (n - c.tokenizer_ctc_fade_start) / c.tokenizer_ctc_fade_steps))
 
     # Log column -> the term of `weighted` it measures.
     TOKEN_GRAD_TERMS = {"gn_tok_fm": "fm", "gn_tok_ntp": "ntp", "gn_tok_rm": "rm", "gn_tok_ctc": "tok_ctc"}
 
-    def token_grad_norms(self, parts: dict, ntp_ramp: float = 1.0) -> dict[str, float]:
+    def token_grad_norms(self, parts: dict, ntp_ramp: float = 1.0, ctc_scale: float = 1.0) -> dict[str, float]:
         """{gn_tok_<term>: ||d(w * term) / d u||}: the gradient each weighted term of L1 sends
         into the token vectors, i.e. into the tokenizer.
 
@@ -255,8 +272,8 @@ class JointE1(nn.Module):
         terms = set(self.TOKEN_GRAD_TERMS.values())
         out = {}
         for column, term in self.TOKEN_GRAD_TERMS.items():
-            # The term's coefficient exactly as `weighted` applies it (ramp included).
-            weight = float(self.weighted({k: float(k == term) for k in terms}, ntp_ramp))
+            # The term's coefficient exactly as `weighted` applies it (schedules included).
+            weight = float(self.weighted({k: float(k == term) for k in terms}, ntp_ramp, ctc_scale))
             grad = None
             if weight != 0 and bounded.requires_grad and parts[term].requires_grad:
                 (grad,) = torch.autograd.grad(weight * parts[term], bounded, retain_graph=True,
@@ -270,11 +287,14 @@ class JointE1(nn.Module):
         n = int(self.step) + 1  # this training step, counted from 1 (the loop's `step` after it)
         if self.training:
             self.step += 1
-        total = self.weighted(parts, ramp)
+        ctc_scale = self.ctc_scale(n)
+        total = self.weighted(parts, ramp, ctc_scale)
         log = {k: float(parts[k].detach()) for k in ("fm", "ntp", "rm", "tok_ctc", "acc", "ctc", "speaker_acc")}
         every = self.cfg.token_grad_every
         if self.training and torch.is_grad_enabled() and every and (n == 1 or n % every == 0):
-            log.update(self.token_grad_norms(parts, ramp))
+            log.update(self.token_grad_norms(parts, ramp, ctc_scale))
+        if self.cfg.tokenizer_ctc_fade_steps > 0:
+            log["ctc_scale"] = ctc_scale  # a column only when faded: today's logs keep their layout
         return total, {**log, "ntp_ramp": ramp}
 
 
