@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from e2etts.flow.model import FlowMatchingConfig, FlowMatchingDecoder
-from e2etts.llm.model import TextToTokenLM, TextToTokenLMConfig
+from e2etts.llm.model import SamplingConfig, TextToTokenLM, TextToTokenLMConfig
 from e2etts.nn import Attention, RotaryEmbedding, Transformer, apply_rotary
 from e2etts.synthesis import SynthesisConfig, System
 from e2etts.tokenizer.model import SpeechTokenizer, SpeechTokenizerConfig
@@ -230,3 +230,28 @@ def test_the_systems_sway_reaches_the_flow():
     system.flow.sample = sample
     system.decode(torch.randn(8, 80), torch.randint(0, 100, (6,)), None)
     assert seen["sway"] == -0.75 and seen["n_steps"] == 2
+
+
+def test_decoding_under_inference_mode_gives_the_bits_of_no_grad():
+    """generate and System.synthesize run under torch.inference_mode (less bookkeeping per
+    small operation): the tokens and the flow's mel equal the no_grad computation's, and
+    the tokens come back as plain integers the caller may use anywhere."""
+    torch.manual_seed(0)
+    llm = TextToTokenLM(TextToTokenLMConfig(d_model=32, n_layers=2, n_heads=2, fsq_levels=(5, 5, 4),
+                                            alignment="interleaved")).eval()
+    text, prompt = torch.tensor([3, 4, 1, 5, 6]), torch.tensor([1, 2, 3])
+    for seed in range(3):
+        new = llm.generate(text, prompt, max_new_tokens=30, n_target_text=4,
+                           generator=torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            ref = llm.format.generate(llm, text, prompt, llm.fsq, SamplingConfig(), 30, 0, True,
+                                      torch.Generator().manual_seed(seed), 4)
+        assert new.tolist() == ref.tolist() and len(new) >= 4
+        assert new.is_inference() and not ref.is_inference()
+    system = _tiny_system(None)
+    prompt_mel, tokens = torch.randn(40, 80), torch.randint(0, 100, (16,))
+    with torch.inference_mode():
+        fast = system.decode(prompt_mel, tokens, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        slow = system.decode(prompt_mel, tokens, torch.Generator().manual_seed(0))
+    assert torch.equal(fast, slow)

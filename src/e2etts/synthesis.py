@@ -286,7 +286,7 @@ class System:
         _, tokens, _ = self.tokenizer.encode(mel[None, :usable], torch.tensor([usable]))
         return tokens[0]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def resynthesize(self, prompt_wav: str | Path, target_wav: str | Path, seed: int = 0) -> torch.Tensor:
         """Ground-truth tokens of the target (this system's tokenizer) -> flow, with the
         prompt as voice -> wav (samples,): the ceiling for a perfect LLM."""
@@ -295,7 +295,8 @@ class System:
         mel = self.decode(prompt_mel, tokens, torch.Generator().manual_seed(seed))
         return self.vocoder(mel)
 
-    @torch.no_grad()
+    # inference_mode, as the LLM's generate: the same bits, less per-operation bookkeeping.
+    @torch.inference_mode()
     def synthesize(
         self,
         text: str,
