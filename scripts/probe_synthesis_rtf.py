@@ -10,6 +10,10 @@ total audio seconds, and its LLM, flow, vocoder and remaining shares. --digest a
 of every wav's float32 bytes and of the LLM's tokens, so two versions of the code can be
 checked for the same outputs. --profile N prints torch.profiler's table for the LLM's
 generation of the first N items (operator self-CPU time), after the rounds.
+
+The pipeline's `e2etts synthesize` runs under tcmalloc (e2etts/allocator.py); for its
+figures, run this the same way:
+    LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 python scripts/probe_synthesis_rtf.py ...
 """
 
 from __future__ import annotations
