@@ -73,20 +73,25 @@ def _features(tmp_path, manifest, name, extra):
 
 @pytest.mark.slow
 def test_features_same_bytes_under_native_and_pinned_kernel_paths(tmp_path):
-    """Native kernel paths (this CPU's widest), the pinned AVX2 paths and narrower oneDNN /
-    MKL instruction sets give byte-identical features. ATEN_CPU_CAPABILITY=default (no
-    SIMD) is not among them: it moves 17 of 533,760 float16 values by one step
-    (docs/reproducibility.md), so AVX2 is the floor of the supported CPUs."""
+    """Native kernel paths (this CPU's widest; the CLI pins MKL's branch), the pinned AVX2
+    paths, ATen's AVX2 / AVX-512 kernels and a narrower oneDNN give byte-identical features,
+    and a moved MKL branch (`MKL_CBWR=COMPATIBLE`) does not, so the comparison can fail.
+
+    Not in the equal set: `MKL_ENABLE_INSTRUCTIONS`. On an AMD CPU MKL ignored it (sessions
+    of issue 21); on an Intel AVX-512 CPU (session 25) it overrides the CBWR pin: SSE4_2
+    gives COMPATIBLE's bytes and AVX512 gives `MKL_CBWR=AVX512`'s (docs/reproducibility.md).
+    ATEN_CPU_CAPABILITY=default (no SIMD) is not among them either: it moves 17 of 533,760
+    float16 values by one step, so AVX2 is the floor of the supported CPUs."""
     manifest = _fixture_manifest(tmp_path)
     settings = {
         "native": {},
         "pinned": PINNED,
         "aten_avx2": {"ATEN_CPU_CAPABILITY": "avx2"},
         "onednn_sse41": {"ONEDNN_MAX_CPU_ISA": "SSE41"},
-        "mkl_sse42": {"MKL_ENABLE_INSTRUCTIONS": "SSE4_2"},
-        "mkl_avx512": {"MKL_ENABLE_INSTRUCTIONS": "AVX512"},
     }
     if torch.backends.cpu.get_cpu_capability() == "AVX512":
         settings["aten_avx512"] = {"ATEN_CPU_CAPABILITY": "avx512"}
     digests = {name: _features(tmp_path, manifest, name, extra) for name, extra in settings.items()}
     assert len(set(digests.values())) == 1, digests
+    moved = _features(tmp_path, manifest, "mkl_compatible", {"MKL_CBWR": "COMPATIBLE"})
+    assert moved != digests["native"], "MKL's COMPATIBLE branch gave the pinned branch's bytes"
