@@ -29,6 +29,22 @@ import torch
 from e2etts.synthesis import System
 
 
+def _llm_inputs(system: System, items: pd.DataFrame, seed: int) -> list[tuple]:
+    """The LLM's inputs for each item, prepared outside any timing: (text ids, prompt tokens,
+    target characters, sampling seed, target text length in ids); item i samples with seed + i."""
+    inputs = []
+    for i, row in enumerate(items.itertuples()):
+        ids, n_target = system.text_ids(row.prompt_text, row.target_text)
+        _, prompt_tokens = system.prompt_features(row.prompt_wav)
+        inputs.append((ids, prompt_tokens, len(row.target_text), seed + i, n_target))
+    return inputs
+
+
+def _tokens(system: System, ids, prompt_tokens, n_chars: int, seed: int, n_target: int) -> torch.Tensor:
+    """The LLM's new tokens for one item (its own generator, as synthesize seeds it)."""
+    return system.speech_tokens(ids, prompt_tokens, n_chars, torch.Generator().manual_seed(seed), n_target)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--system", required=True)
@@ -73,27 +89,17 @@ def main() -> None:
 
     if args.digest:
         # The LLM's tokens alone (the flow and vocoder draw from the same generator after it).
-        for i, row in enumerate(items.itertuples()):
-            ids, n_target = system.text_ids(row.prompt_text, row.target_text)
-            _, prompt_tokens = system.prompt_features(row.prompt_wav)
-            new = system.speech_tokens(ids, prompt_tokens, len(row.target_text),
-                                       torch.Generator().manual_seed(args.seed + i), n_target)
-            token_hash.update(new.numpy().tobytes())
+        for inputs in _llm_inputs(system, items, args.seed):
+            token_hash.update(_tokens(system, *inputs).numpy().tobytes())
         print(json.dumps({"token_sha256": token_hash.hexdigest()[:16]}), flush=True)
 
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
 
-        prepared = []
-        for i, row in enumerate(items.head(args.profile).itertuples()):
-            ids, n_target = system.text_ids(row.prompt_text, row.target_text)
-            _, prompt_tokens = system.prompt_features(row.prompt_wav)
-            prepared.append((ids, prompt_tokens, len(row.target_text), args.seed + i, n_target))
+        prepared = _llm_inputs(system, items.head(args.profile), args.seed)
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             t = time.perf_counter()
-            n = 0
-            for ids, prompt_tokens, n_chars, seed, n_target in prepared:
-                n += len(system.speech_tokens(ids, prompt_tokens, n_chars, torch.Generator().manual_seed(seed), n_target))
+            n = sum(len(_tokens(system, *inputs)) for inputs in prepared)
             elapsed = time.perf_counter() - t
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=30))
         print(json.dumps({"profiled_tokens": n, "profiled_ms_per_token": round(1000 * elapsed / n, 3)}))
