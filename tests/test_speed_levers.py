@@ -234,8 +234,8 @@ def test_the_systems_sway_reaches_the_flow():
 
 def test_decoding_under_inference_mode_gives_the_bits_of_no_grad():
     """generate and System.synthesize run under torch.inference_mode (less bookkeeping per
-    small operation): the tokens and the flow's mel equal the no_grad computation's, and
-    the tokens come back as plain integers the caller may use anywhere."""
+    small operation): the tokens and the flow's mel equal the no_grad computation's; the
+    tokens come back as inference tensors (no autograd may use them; no caller does)."""
     torch.manual_seed(0)
     llm = TextToTokenLM(TextToTokenLMConfig(d_model=32, n_layers=2, n_heads=2, fsq_levels=(5, 5, 4),
                                             alignment="interleaved")).eval()
