@@ -9,7 +9,7 @@ import torch
 
 from e2etts.flow.model import FlowMatchingConfig, FlowMatchingDecoder
 from e2etts.llm.model import SamplingConfig, TextToTokenLM, TextToTokenLMConfig
-from e2etts.nn import Attention, RotaryEmbedding, Transformer, apply_rotary
+from e2etts.nn import Attention, LayerKV, RotaryEmbedding, Transformer, apply_rotary
 from e2etts.synthesis import SynthesisConfig, System
 from e2etts.tokenizer.model import SpeechTokenizer, SpeechTokenizerConfig
 
@@ -36,6 +36,40 @@ def test_one_cached_query_without_a_mask_matches_the_full_causal_pass():
     _, cache = model(x[:, :8], use_cache=True)
     last, _ = model(x[:, 8:], positions=torch.tensor([8]), cache=cache, use_cache=True)
     torch.testing.assert_close(last[0, 0], full[0, 8], rtol=0, atol=1e-6)
+
+
+class ConcatenatedKV(LayerKV):
+    """The cache as it was before the growing buffers: the past concatenated at every step."""
+
+    def append(self, k, v):
+        if self.k is not None:
+            k, v = torch.cat([self.k, k], dim=2), torch.cat([self.v, v], dim=2)
+        self.k, self.v, self.length = k, v, k.shape[2]
+        return k, v
+
+
+def test_the_growing_cache_decodes_the_bits_of_concatenation():
+    """A prompt of 5 positions, then 150 one-position steps: the buffers start at 64 and grow
+    twice (to 130 and 262), every step's output is the bits of concatenating the past, and
+    the buffers hold exactly the keys and values the concatenation holds."""
+    torch.manual_seed(0)
+    model = Transformer(32, 4, 2, causal=True).eval()
+    x = torch.randn(1, 155, 32)
+    with torch.inference_mode():
+        grown, cache = model(x[:, :5], use_cache=True)
+        concat, ref = model(x[:, :5], cache=[ConcatenatedKV() for _ in range(2)], use_cache=True)
+        assert torch.equal(grown, concat)
+        capacities = {cache[0].k.shape[2]}
+        for t in range(5, 155):
+            pos = torch.tensor([t])
+            grown, cache = model(x[:, t:t + 1], positions=pos, cache=cache, use_cache=True)
+            concat, ref = model(x[:, t:t + 1], positions=pos, cache=ref, use_cache=True)
+            assert torch.equal(grown, concat), t
+            capacities.add(cache[0].k.shape[2])
+    assert sorted(capacities) == [64, 130, 262]
+    for layer, want in zip(cache, ref, strict=True):
+        assert layer.length == want.length == 155
+        assert torch.equal(layer.k[:, :, :155], want.k) and torch.equal(layer.v[:, :, :155], want.v)
 
 
 def test_all_valid_keys_drop_the_mask_and_keep_every_bit(monkeypatch):

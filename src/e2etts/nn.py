@@ -18,7 +18,41 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-KVCache = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: (k, v), each (B, H, T_past, Dh)
+
+class LayerKV:
+    """One layer's keys and values of the positions decoded so far, in buffers that grow by
+    doubling (B, H, capacity, Dh). A decoding step writes its one position into the buffer
+    and attends over a view of the first `length` positions: concatenating onto the past
+    instead copied all of it at every step (aten::cat: 13 % of synthesis's LLM time).
+    The view holds the same values as the concatenation, so the attention sees the same
+    numbers (tests/test_speed_levers.py checks the bits)."""
+
+    def __init__(self):
+        self.k: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+        self.length = 0
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """k, v (B, H, T, Dh) of T new positions -> keys and values of every position so far,
+        (B, H, length, Dh). The first call (the prompt) returns its own tensors."""
+        n, T = self.length, k.shape[2]
+        if self.k is None or n + T > self.k.shape[2]:
+            capacity = max(2 * (n + T), 64)
+            grown_k = k.new_empty(*k.shape[:2], capacity, k.shape[3])
+            grown_v = v.new_empty(*v.shape[:2], capacity, v.shape[3])
+            if n:
+                grown_k[:, :, :n] = self.k[:, :, :n]
+                grown_v[:, :, :n] = self.v[:, :, :n]
+            self.k, self.v = grown_k, grown_v
+        self.k[:, :, n:n + T] = k
+        self.v[:, :, n:n + T] = v
+        self.length = n + T
+        if n == 0:
+            return k, v
+        return self.k[:, :, :n + T], self.v[:, :, :n + T]
+
+
+KVCache = list[LayerKV]  # one per layer
 
 
 def length_mask(lens: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
@@ -108,11 +142,12 @@ class Attention(nn.Module):
         cos: torch.Tensor,
         sin: torch.Tensor,
         attn_mask: torch.Tensor | None,
-        cache: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        cache: LayerKV | None = None,
+    ) -> torch.Tensor:
         """x (B, T, D); attn_mask bool broadcastable to (B, H, T, T_past + T), True = attend.
 
-        cache: keys/values of earlier positions (already rotated). Returns (out, new cache).
+        cache: keys/values of earlier positions (already rotated); this call's are appended
+        to it. Returns out (B, T, D).
         """
         B, T, D = x.shape
         qkv = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
@@ -123,12 +158,11 @@ class Attention(nn.Module):
         if self.keep_qk:
             self.last_qk = (q, k)
         if cache is not None:
-            k = torch.cat([cache[0], k], dim=2)
-            v = torch.cat([cache[1], v], dim=2)
+            k, v = cache.append(k, v)
         p = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)
         y = y.transpose(1, 2).reshape(B, T, D)
-        return self.proj(y), (k, v)
+        return self.proj(y)
 
 
 class TransformerBlock(nn.Module):
@@ -173,19 +207,19 @@ class TransformerBlock(nn.Module):
         sin: torch.Tensor,
         attn_mask: torch.Tensor | None,
         cond: torch.Tensor | None = None,
-        cache: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        cache: LayerKV | None = None,
+    ) -> torch.Tensor:
         if self.ada is None:
-            a, kv = self.attn(self.norm1(x), cos, sin, attn_mask, cache)
+            a = self.attn(self.norm1(x), cos, sin, attn_mask, cache)
             x = x + self.drop(a)
             x = x + self.drop(self.mlp(self.norm2(x)))
-            return x, kv
+            return x
         # cond (B, cond_dim) -> six (B, 1, D) modulations
         sh1, sc1, g1, sh2, sc2, g2 = self.ada(cond)[:, None].chunk(6, dim=-1)
-        a, kv = self.attn(self.norm1(x) * (1 + sc1) + sh1, cos, sin, attn_mask, cache)
+        a = self.attn(self.norm1(x) * (1 + sc1) + sh1, cos, sin, attn_mask, cache)
         x = x + g1 * self.drop(a)
         x = x + g2 * self.drop(self.mlp(self.norm2(x) * (1 + sc2) + sh2))
-        return x, kv
+        return x
 
 
 def build_attn_mask(
@@ -261,16 +295,16 @@ class Transformer(nn.Module):
         use_cache: bool = False,
     ) -> tuple[torch.Tensor, KVCache | None]:
         B, T, _ = x.shape
-        past = cache[0][0].shape[2] if cache else 0
+        if use_cache and cache is None:
+            cache = [LayerKV() for _ in self.blocks]
+        past = cache[0].length if cache else 0
         if positions is None:
             positions = torch.arange(past, past + T, device=x.device)
         cos, sin = self.rope.cos_sin(positions)
         mask = build_attn_mask(valid, self.causal, T, past + T, x.device)
-        new_cache: KVCache = []
         for i, block in enumerate(self.blocks):
-            x, kv = block(x, cos, sin, mask, cond, cache[i] if cache else None)
-            new_cache.append(kv)
-        return self.norm(x), (new_cache if use_cache else None)
+            x = block(x, cos, sin, mask, cond, cache[i] if cache else None)
+        return self.norm(x), (cache if use_cache else None)
 
 
 class MelNormalizer(nn.Module):
