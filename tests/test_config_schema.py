@@ -266,3 +266,20 @@ def test_the_anchor_fade_designs_fade_the_tokenizer_head_only():
     steps = params["joint_e1"]["train"]["max_steps"]
     assert fade["tokenizer_ctc_fade_start"] + fade["tokenizer_ctc_fade_steps"] < steps
     assert params["joint_e1"]["objective"]["tokenizer_ctc_fade_steps"] == 0  # today's E1 keeps its anchor
+
+
+def test_the_reward_weight_designs_are_fade_pg_with_a_lower_reward_weight_only():
+    """config/e1_rm_weight.yaml: every design is config/e1_anchor_fade.yaml's fade_pg, and the
+    ones named for a weight differ from it in rm_weight alone, below today's."""
+    params = load_params(REPO_ROOT / "params.yaml", [REPO_ROOT / "config/e1_rm_weight.yaml"])
+    designs = params["e1_designs"]["designs"]
+    fade_pg = load_params(REPO_ROOT / "params.yaml",
+                          [REPO_ROOT / "config/e1_anchor_fade.yaml"])["e1_designs"]["designs"]["fade_pg"]
+    lowered = {name: d for name, d in designs.items() if name != "fade_pg"}
+    assert set(lowered) == {"fade_pg_rm02", "fade_pg_rm005"}
+    default_rm = params["joint_e1"]["objective"]["rm_weight"]
+    for name, design in lowered.items():
+        objective = dict(design["objective"])
+        weight = objective.pop("rm_weight")
+        assert weight < default_rm and name.endswith(str(weight).replace(".", ""))
+        assert objective == fade_pg["objective"] and design["param_groups"] == fade_pg["param_groups"]
