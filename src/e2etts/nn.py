@@ -254,7 +254,9 @@ class Transformer(nn.Module):
     """A stack of TransformerBlocks with RoPE, a key-padding mask and a final LayerNorm.
 
     forward(x (B, T, D), valid (B, T) bool or None, positions (T,) or (B, T) or None,
-    cond (B, cond_dim) or None, cache KVCache or None) -> (y (B, T, D), new cache or None).
+    cond (B, cond_dim) or None, cache KVCache or None, use_cache) -> (y (B, T, D), cache or
+    None). The cache is extended in place (use_cache without one starts one): a caller that
+    needs the earlier state, e.g. to branch, cannot reuse the object it passed.
 
     attention_dropout: dropout on the attention probabilities (None: `dropout`, which the
     residual branches always use). At 0 the CPU's fused (flash) attention kernel serves
