@@ -29,6 +29,11 @@ def test_wrong_kind_and_unreadable_files(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="cannot read checkpoint"):
         load_model_file(tmp_path / "junk.pt")
+    # A training state (last.pt, step_<N>.pt) has the weights but not the model's config.
+    torch_save(tmp_path / "step_0000100.pt", {"kind": "flow", "model": FlowMatchingDecoder(cfg).state_dict(),
+                                              "optimizer": {}, "step": 100})
+    with pytest.raises(UserError, match=r"step_0000100.pt: a training state .*pass the run's final.pt"):
+        load_model(tmp_path / "step_0000100.pt", "flow", FlowMatchingDecoder, FlowMatchingConfig)
 
 
 def test_weights_of_another_shape_are_refused_with_the_fix(tmp_path):

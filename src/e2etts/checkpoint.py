@@ -105,6 +105,13 @@ def load_model_file(path: str | Path, expected_kind: str | None = None) -> dict:
         raise UserError(f"{path}: cannot read checkpoint ({exc}); delete it and re-train") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "kind" not in ckpt:
         raise UserError(f"{path}: not an e2etts model checkpoint (missing 'model'/'kind')")
+    if "config" not in ckpt:
+        # last.pt and step_<N>.pt hold the training state, whose model config lives in the
+        # run's final.pt / best.pt only.
+        raise UserError(
+            f"{path}: a training state ({LAST} / step_<N>.pt: no model config), not a model "
+            f"checkpoint; pass the run's {FINAL} or {BEST}"
+        )
     if expected_kind is not None and ckpt["kind"] != expected_kind:
         raise UserError(
             f"{path}: checkpoint holds a '{ckpt['kind']}' model, expected '{expected_kind}'"
