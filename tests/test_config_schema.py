@@ -65,7 +65,7 @@ MODELS = ("tokenizer", "llm", "flow", "reward")  # sections that require `model`
 NO_DEFAULT = {
     "properties/joint_e1/properties/param_groups": "absent: one AdamW group for all of E1",
     "$defs/param_groups/properties/*": "absent module: train.lr and train.warmup_steps",
-    "$defs/module_schedule/properties/*": "absent: joint_e1.train's",
+    "$defs/module_schedule/properties/*": "absent: joint_e1.train's lr and warm-up; no hold",
     "properties/cascade_matched": "absent: no compute-matched control",
 }
 

@@ -166,6 +166,49 @@ def test_param_groups_land_in_the_optimizer_and_each_reaches_its_own_peak():
         assert lrs[-1] < 0.2 * peak[name], name  # cosine to min_lr_ratio
 
 
+def test_a_held_group_stays_at_lr_0_then_warms_up_and_decays_to_the_end():
+    model = JointE1(*_models(), JointE1Config())
+    cfg = TrainConfig(max_steps=30, lr=7e-4, warmup_steps=5, min_lr_ratio=0.1)
+    groups = {**GROUPS, "tokenizer": {"lr": 1e-4, "warmup_steps": 4, "hold_steps": 10}}
+    opt = make_optimizer(model, cfg, groups)
+    sched = make_scheduler(opt, cfg)
+    lrs = []
+    for _ in range(cfg.max_steps):
+        lrs.append({g["name"]: g["lr"] for g in opt.param_groups})
+        opt.step()
+        sched.step()
+    tok = [h["tokenizer"] for h in lrs]
+    assert tok[:10] == [0.0] * 10
+    assert tok[10] == pytest.approx(1e-4 / 4) and tok[13] == pytest.approx(1e-4)  # its warm-up, after the hold
+    assert tok[-1] < 0.2 * 1e-4 and tok[-1] > 0.1 * 1e-4 * 0.99  # cosine to min_lr_ratio by max_steps
+    # The other groups keep their schedules (the same factors as without the hold).
+    plain = make_scheduler(make_optimizer(model, cfg, GROUPS), cfg)
+    assert [f(7) for f in plain.lr_lambdas][2:] == [f(7) for f in sched.lr_lambdas][2:]  # [0:2]: the tokenizer's
+    # No hold: the group's state carries no hold_steps key (the optimizer state of other runs is as before).
+    assert all("hold_steps" not in g for g in make_optimizer(model, cfg, GROUPS).param_groups)
+
+
+def test_a_held_tokenizer_does_not_move_while_the_heads_learn(tmp_path, features_dir):
+    groups = {"tokenizer": {"lr": 1e-3, "warmup_steps": 1, "hold_steps": 3}}
+    params = _params(param_groups=groups, max_steps=5)
+    params["joint_e1"]["train"]["ckpt_every"] = 1
+    params["joint_e1"]["train"]["keep_last"] = 10
+    rows = _train(params, features_dir, tmp_path / "run")
+    # A row's lr is the scheduler's after its step, i.e. the next step's: steps 1-3 at 0.
+    assert [float(r["lr_tokenizer"]) for r in rows[:3]] == [0.0, 0.0, 1e-3]
+
+    def weights(step):
+        return torch.load(tmp_path / "run" / f"step_{step:07d}.pt", weights_only=False)["model"]
+
+    first = weights(1)
+    for step, tokenizer_moved in [(3, False), (5, True)]:
+        state = weights(step)
+        moved = {name: any(not torch.equal(state[k], first[k]) for k in state
+                            if k.startswith(name + ".") and state[k].is_floating_point())
+                 for name in ("tokenizer", "flow", "llm", "reward")}
+        assert moved == {"tokenizer": tokenizer_moved, "flow": True, "llm": True, "reward": True}, (step, moved)
+
+
 def test_param_groups_must_cover_every_trainable_parameter():
     model = JointE1(*_models(), JointE1Config())
     with pytest.raises(UserError, match="reward"):

@@ -93,9 +93,9 @@ class TrainTask:
     export: Callable[[nn.Module], dict]
     find_unused_parameters: bool = False
     extra_state: dict = field(default_factory=dict)
-    # {submodule name: {"lr": peak lr, "warmup_steps": n}}: each submodule of `model` on its
-    # own schedule (either key may be left out: TrainConfig's). Every trainable parameter
-    # must lie in one. Empty: one schedule for the whole model.
+    # {submodule name: {"lr": peak lr, "warmup_steps": n, "hold_steps": n}}: each submodule of
+    # `model` on its own schedule (lr and warmup_steps may be left out: TrainConfig's; hold_steps:
+    # none). Every trainable parameter must lie in one. Empty: one schedule for the whole model.
     param_groups: dict[str, dict] = field(default_factory=dict)
 
 
@@ -125,15 +125,20 @@ def detect_memorization(
     return None
 
 
-def lr_lambda(cfg: TrainConfig, warmup_steps: int | None = None) -> Callable[[int], float]:
-    """step -> the factor on a group's peak lr: linear warm-up over `warmup_steps`
-    (default cfg.warmup_steps), then cosine decay to cfg.min_lr_ratio at cfg.max_steps."""
+def lr_lambda(cfg: TrainConfig, warmup_steps: int | None = None, hold_steps: int = 0) -> Callable[[int], float]:
+    """step -> the factor on a group's peak lr: 0 for the first `hold_steps` steps (the group
+    does not move while the others learn), then linear warm-up over `warmup_steps` (default
+    cfg.warmup_steps), then cosine decay to cfg.min_lr_ratio at cfg.max_steps."""
     warmup = cfg.warmup_steps if warmup_steps is None else warmup_steps
+    hold = hold_steps
 
     def f(step: int) -> float:
+        if step < hold:
+            return 0.0
+        step -= hold
         if step < warmup:
             return (step + 1) / max(1, warmup)
-        progress = (step - warmup) / max(1, cfg.max_steps - warmup)
+        progress = (step - warmup) / max(1, cfg.max_steps - hold - warmup)
         cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
         return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine
 
@@ -144,7 +149,8 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig,
                    param_groups: dict[str, dict] | None = None) -> torch.optim.Optimizer:
     """AdamW; no weight decay on vectors (biases, norms). param_groups (TrainTask's): each
     named submodule's parameters in groups of their own, each group holding its peak "lr",
-    "warmup_steps" and "name" (make_scheduler and the train log read them)."""
+    "warmup_steps", "name" and, when set, "hold_steps" (make_scheduler and the train log read
+    them)."""
     if param_groups:
         return _grouped_optimizer(model, cfg, param_groups)
     decay, no_decay = [], []
@@ -168,6 +174,9 @@ def _grouped_optimizer(model: nn.Module, cfg: TrainConfig, param_groups: dict[st
                 claimed.add(pname)
         common = {"name": name, "lr": settings.get("lr", cfg.lr),
                   "warmup_steps": settings.get("warmup_steps", cfg.warmup_steps)}
+        if settings.get("hold_steps"):
+            # Only when set: the optimizer's state (last.pt) of every other schedule stays as before.
+            common["hold_steps"] = settings["hold_steps"]
         groups += [{"params": decay, "weight_decay": cfg.weight_decay, **common},
                    {"params": no_decay, "weight_decay": 0.0, **common}]
     stray = [n for n, p in model.named_parameters() if p.requires_grad and n not in claimed]
@@ -182,7 +191,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.
     initial lr by its factor, so a group keeps its own peak; one from make_optimizer's
     param_groups also keeps its own warm-up."""
     if any("warmup_steps" in g for g in optimizer.param_groups):
-        factors = [lr_lambda(cfg, g.get("warmup_steps")) for g in optimizer.param_groups]
+        factors = [lr_lambda(cfg, g.get("warmup_steps"), g.get("hold_steps", 0)) for g in optimizer.param_groups]
         return torch.optim.lr_scheduler.LambdaLR(optimizer, factors)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
 

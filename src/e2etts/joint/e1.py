@@ -18,7 +18,8 @@ Issue 16's options for gradients that know something, all off by default (today'
 - warm starts: build_task(init_flow=, init_llm=, init_reward=) load trained components
   (`e2etts train joint_e1 --init-flow/--init-llm/--init-reward`);
 - per-module learning rates: the params section `joint_e1.param_groups` (train.py's
-  TrainTask.param_groups: each module its own peak lr and warm-up);
+  TrainTask.param_groups: each module its own peak lr and warm-up, and a hold at lr 0 before
+  it, e.g. a tokenizer that waits while the randomly initialized heads learn);
 - a target-side NTP gradient: `ntp_target: soft | straight_through` (see
   ntp_target_cross_entropy);
 - the tokenizer's CTC anchor faded out after the heads have learned
