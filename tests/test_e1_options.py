@@ -456,6 +456,21 @@ def test_tokenizer_ctc_fade_schedule_and_gradient():
     assert exported_config(cfg)["tokenizer_ctc_fade_steps"] == 4
 
 
+@pytest.mark.parametrize("fade_steps", [0, 4])
+def test_held_out_loss_weighs_the_anchor_as_the_fade_leaves_it(features_dir, fade_steps):
+    """best.pt is chosen on dev_loss: with the anchor faded out it must not count the anchor
+    (whose loss rises once it is off), else an earlier step with the anchor still on wins."""
+    params = _params({"tokenizer_ctc_fade_start": 2, "tokenizer_ctc_fade_steps": fade_steps})
+    task = build_task(params, features_dir, None)
+    with torch.no_grad():  # as the training loop evaluates
+        m = task.evaluate(task.model.eval())
+    c = task.model.cfg
+    paper = c.fm_weight * m["dev_fm"] + c.ntp_weight * m["dev_ntp"] + c.rm_weight * m["dev_rm"]
+    anchor = c.tokenizer_ctc_weight * m["dev_tok_ctc"]
+    assert anchor > 0
+    assert m["dev_loss"] == pytest.approx(paper + (anchor if fade_steps == 0 else 0.0), rel=1e-9)
+
+
 @pytest.mark.parametrize("objective,groups,message", [
     ({"ntp_target": "fuzzy"}, None, "ntp_target='fuzzy'"),
     ({"token_grad_every": 15}, None, "token_grad_every=15 must be a multiple of joint_e1.train.log_every=10"),

@@ -315,7 +315,11 @@ def evaluate_joint(model: JointE1, dev: FeatureSet, speakers: dict, batch_size: 
         codes += [i[:m] for i, m in zip(parts["indices"], parts["token_lens"], strict=True)]
     c = model.cfg
     metrics = {f"dev_{k}": v / n for k, v in sums.items()}
-    metrics["dev_loss"] = model.weighted({k: metrics[f"dev_{k}"] for k in sums})
+    # The held-out loss (best.pt's criterion) is the objective as the schedules leave it: NTP at
+    # full weight after its ramp, and the anchor at 0 once faded. Weighing a faded anchor fully
+    # picked step 300 of a design whose anchor ends at step 350 (its anchor loss rises once off).
+    end_ctc_scale = 0.0 if c.tokenizer_ctc_fade_steps > 0 else 1.0
+    metrics["dev_loss"] = model.weighted({k: metrics[f"dev_{k}"] for k in sums}, ctc_scale=end_ctc_scale)
     metrics["dev_rm_cer"] = char_error_rate(refs, hyps)
     # The tokenizer's own read-back (the cascade tokenizer's dev PER is the reference point).
     metrics["dev_tok_cer"] = char_error_rate(refs, tok_hyps)
