@@ -141,6 +141,17 @@ GROUPS = {"tokenizer": {"lr": 1e-4, "warmup_steps": 10}, "flow": {"lr": 5e-4}, "
           "reward": {}}
 
 
+def _lr_history(opt, cfg) -> list[dict]:
+    """[{group name: lr}] at each of cfg.max_steps steps under make_scheduler."""
+    sched = make_scheduler(opt, cfg)
+    history = []
+    for _ in range(cfg.max_steps):
+        history.append({g["name"]: g["lr"] for g in opt.param_groups})
+        opt.step()
+        sched.step()
+    return history
+
+
 def test_param_groups_land_in_the_optimizer_and_each_reaches_its_own_peak():
     model = JointE1(*_models(), JointE1Config())
     cfg = TrainConfig(max_steps=40, lr=7e-4, warmup_steps=5, min_lr_ratio=0.1)
@@ -152,12 +163,7 @@ def test_param_groups_land_in_the_optimizer_and_each_reaches_its_own_peak():
         by_name.setdefault(g["name"], []).extend(g["params"])
     for name, params in by_name.items():
         assert {id(p) for p in params} == {id(p) for p in getattr(model, name).parameters()}, name
-    sched = make_scheduler(opt, cfg)
-    history = []
-    for _ in range(cfg.max_steps):
-        history.append({g["name"]: g["lr"] for g in opt.param_groups})
-        opt.step()
-        sched.step()
+    history = _lr_history(opt, cfg)
     for name in peak:
         lrs = [h[name] for h in history]
         assert max(lrs) == pytest.approx(peak[name]), name
@@ -171,19 +177,14 @@ def test_a_held_group_stays_at_lr_0_then_warms_up_and_decays_to_the_end():
     cfg = TrainConfig(max_steps=30, lr=7e-4, warmup_steps=5, min_lr_ratio=0.1)
     groups = {**GROUPS, "tokenizer": {"lr": 1e-4, "warmup_steps": 4, "hold_steps": 10}}
     opt = make_optimizer(model, cfg, groups)
-    sched = make_scheduler(opt, cfg)
-    lrs = []
-    for _ in range(cfg.max_steps):
-        lrs.append({g["name"]: g["lr"] for g in opt.param_groups})
-        opt.step()
-        sched.step()
-    tok = [h["tokenizer"] for h in lrs]
+    tok = [h["tokenizer"] for h in _lr_history(opt, cfg)]
     assert tok[:10] == [0.0] * 10
     assert tok[10] == pytest.approx(1e-4 / 4) and tok[13] == pytest.approx(1e-4)  # its warm-up, after the hold
     assert tok[-1] < 0.2 * 1e-4 and tok[-1] > 0.1 * 1e-4 * 0.99  # cosine to min_lr_ratio by max_steps
     # The other groups keep their schedules (the same factors as without the hold).
     plain = make_scheduler(make_optimizer(model, cfg, GROUPS), cfg)
-    assert [f(7) for f in plain.lr_lambdas][2:] == [f(7) for f in sched.lr_lambdas][2:]  # [0:2]: the tokenizer's
+    held = make_scheduler(make_optimizer(model, cfg, groups), cfg)
+    assert [f(7) for f in plain.lr_lambdas][2:] == [f(7) for f in held.lr_lambdas][2:]  # [0:2]: the tokenizer's
     # No hold: the group's state carries no hold_steps key (the optimizer state of other runs is as before).
     assert all("hold_steps" not in g for g in make_optimizer(model, cfg, GROUPS).param_groups)
 
