@@ -130,15 +130,14 @@ def lr_lambda(cfg: TrainConfig, warmup_steps: int | None = None, hold_steps: int
     does not move while the others learn), then linear warm-up over `warmup_steps` (default
     cfg.warmup_steps), then cosine decay to cfg.min_lr_ratio at cfg.max_steps."""
     warmup = cfg.warmup_steps if warmup_steps is None else warmup_steps
-    hold = hold_steps
 
     def f(step: int) -> float:
-        if step < hold:
+        if step < hold_steps:
             return 0.0
-        step -= hold
+        step -= hold_steps
         if step < warmup:
             return (step + 1) / max(1, warmup)
-        progress = (step - warmup) / max(1, cfg.max_steps - hold - warmup)
+        progress = (step - warmup) / max(1, cfg.max_steps - hold_steps - warmup)
         cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
         return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine
 

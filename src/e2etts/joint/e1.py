@@ -33,6 +33,7 @@ JointE1.token_grad_norms.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -318,8 +319,8 @@ def evaluate_joint(model: JointE1, dev: FeatureSet, speakers: dict, batch_size: 
     # The held-out loss (best.pt's criterion) is the objective as the schedules leave it: NTP at
     # full weight after its ramp, and the anchor at 0 once faded. Weighing a faded anchor fully
     # picked step 300 of a design whose anchor ends at step 350 (its anchor loss rises once off).
-    end_ctc_scale = 0.0 if c.tokenizer_ctc_fade_steps > 0 else 1.0
-    metrics["dev_loss"] = model.weighted({k: metrics[f"dev_{k}"] for k in sums}, ctc_scale=end_ctc_scale)
+    metrics["dev_loss"] = model.weighted({k: metrics[f"dev_{k}"] for k in sums},
+                                         ctc_scale=model.ctc_scale(math.inf))
     metrics["dev_rm_cer"] = char_error_rate(refs, hyps)
     # The tokenizer's own read-back (the cascade tokenizer's dev PER is the reference point).
     metrics["dev_tok_cer"] = char_error_rate(refs, tok_hyps)
